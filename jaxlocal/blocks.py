@@ -1,0 +1,205 @@
+"""Blocks, and the one jitted step that trains every block from its own local objective.
+
+A network is a sequence of :class:`Block`. Block *i* owns ``params[i] = {'forward': …, 'aux': …}``
+(the layer the finished network keeps, and the heads only its objective uses) and its BatchNorm
+statistics ``batch_stats[i]``. It reads ``stop_gradient(out[i-1])``, computes ``h[i]`` (what its
+objective sees) and ``out[i]`` (what the next block reads, e.g. after dropout and pooling).
+
+Because of the ``stop_gradient``, ``jax.grad`` of ``Σ_i loss_i`` *is* the set of local gradients:
+one step updates every block and no gradient crosses a block boundary. With ``detach=False`` the
+same blocks train by ordinary global backprop (``glob``: only the output block has an
+objective; ``glob+sim``: the hidden blocks' objectives are backpropagated through everything
+below them), so local and global training compare like for like.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Sequence
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jaxlocal.objectives.base import LocalObjective, LossFn, as_objective
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+  """One locally trained unit.
+
+  Attributes:
+    forward: a Flax Linen module, ``(x) -> h`` or ``(x) -> (h, out)``, optionally taking a
+      ``train`` keyword (dropout and BatchNorm behaviour). ``h`` goes to the objective, ``out``
+      (default ``h``) to the next block.
+    objective: a :class:`LocalObjective`, a plain ``(aux_params, h, batch) -> (loss, metrics)``
+      function, or None for a block trained only through the gradients of blocks above it
+      (global backprop).
+    name: prefix of the block's metrics; defaults to ``block<i>``.
+  """
+
+  forward: nn.Module
+  objective: LocalObjective | LossFn | None = None
+  name: str = ''
+
+
+@struct.dataclass
+class TrainState:
+  """Everything a step changes. Each tuple has one entry per block."""
+
+  step: jax.Array
+  params: tuple
+  batch_stats: tuple
+  opt_state: tuple
+
+
+class Learner(NamedTuple):
+  """A method, as the training loop sees it (all three are pure and jit-able).
+
+  init(rng, x) -> TrainState, from an example input batch x;
+  train_step(state, batch, rng) -> (state, metrics);
+  eval_step(state, batch) -> metrics, every metric a mean over the batch's unmasked examples;
+  the network's prediction is reported as ``accuracy``.
+  """
+
+  init: Callable[[jax.Array, jax.Array], TrainState]
+  train_step: Callable[[TrainState, dict, jax.Array], tuple[TrainState, dict]]
+  eval_step: Callable[[TrainState, dict], dict]
+
+
+def _normalise(blocks: Sequence[Block]) -> tuple[Block, ...]:
+  if not blocks:
+    raise ValueError('a network needs at least one block')
+  out = []
+  for i, block in enumerate(blocks):
+    if not isinstance(block, Block):
+      raise TypeError(f'block {i} is {type(block).__name__}, expected jaxlocal.Block')
+    out.append(dataclasses.replace(block, objective=as_objective(block.objective),
+                                   name=block.name or f'block{i}'))
+  names = [b.name for b in out]
+  if len(set(names)) != len(names):
+    raise ValueError(f'block names must be unique, got {names}')
+  return tuple(out)
+
+
+def _takes_train(module: nn.Module) -> bool:
+  return 'train' in inspect.signature(module.__call__).parameters
+
+
+def _forward(block: Block, params, stats, x, *, train: bool, rng):
+  """Applies one block's forward part: returns (h, out, new_batch_stats)."""
+  variables = {'params': params}
+  if stats:
+    variables['batch_stats'] = stats
+  kwargs = {'train': train} if _takes_train(block.forward) else {}
+  if train:
+    result, mutated = block.forward.apply(variables, x, rngs={'dropout': rng},
+                                          mutable=['batch_stats'], **kwargs)
+    stats = mutated.get('batch_stats', stats)
+  else:
+    result = block.forward.apply(variables, x, **kwargs)
+  h, out = result if isinstance(result, tuple) else (result, result)
+  return h, out, stats
+
+
+def run_blocks(blocks: Sequence[Block], params, batch_stats, batch: dict, *, train: bool,
+               rng: jax.Array, detach: bool = True):
+  """The forward pass of every block and its objective.
+
+  Returns ``(losses, metrics, batch_stats, h_last)``: one loss per block (0 where a block has
+  no objective), metrics named ``<block>/<metric>`` plus the output block's ``accuracy``,
+  the updated statistics, and the last block's ``h`` (the network's logits).
+  """
+  x = batch['image']
+  losses, metrics, new_stats = [], {}, []
+  for i, block in enumerate(blocks):
+    if detach:
+      x = jax.lax.stop_gradient(x)
+    h, x, stats = _forward(block, params[i]['forward'], batch_stats[i], x, train=train,
+                           rng=jax.random.fold_in(rng, i))
+    new_stats.append(stats)
+    loss = jnp.zeros((), jnp.float32)
+    if block.objective is not None:
+      loss, block_metrics = block.objective.loss(params[i]['aux'], h, batch)
+      metrics[f'{block.name}/loss'] = loss
+      metrics.update({f'{block.name}/{k}': v for k, v in block_metrics.items()})
+    losses.append(loss)
+  if f'{blocks[-1].name}/accuracy' in metrics:
+    metrics['accuracy'] = metrics[f'{blocks[-1].name}/accuracy']
+  return losses, metrics, tuple(new_stats), h
+
+
+def init_blocks(blocks: Sequence[Block], rng: jax.Array, x: jax.Array):
+  """Initialises every block from an example input: returns (params, batch_stats) tuples."""
+  params, stats = [], []
+  for i, block in enumerate(blocks):
+    k_forward, k_aux = jax.random.split(jax.random.fold_in(rng, i))
+    kwargs = {'train': False} if _takes_train(block.forward) else {}
+    variables = block.forward.init({'params': k_forward, 'dropout': k_forward}, x, **kwargs)
+    block_stats = variables.get('batch_stats', {})
+    h, x, _ = _forward(block, variables['params'], block_stats, x, train=False, rng=k_forward)
+    aux = block.objective.init(k_aux, h) if block.objective is not None else {}
+    params.append({'forward': variables['params'], 'aux': aux})
+    stats.append(block_stats)
+  return tuple(params), tuple(stats)
+
+
+def make_learner(blocks: Sequence[Block],
+                 optimizers: optax.GradientTransformation | Sequence[optax.GradientTransformation],
+                 *, detach: bool = True) -> Learner:
+  """Builds the :class:`Learner` that trains ``blocks``.
+
+  Args:
+    blocks: the network, input to output.
+    optimizers: one optax transformation per block, or one used for every block (each block
+      still keeps its own state).
+    detach: True for local learning (``stop_gradient`` before every block); False for global
+      backprop of the summed objectives.
+  """
+  blocks = _normalise(blocks)
+  if isinstance(optimizers, optax.GradientTransformation):
+    optimizers = (optimizers,) * len(blocks)
+  optimizers = tuple(optimizers)
+  if len(optimizers) != len(blocks):
+    raise ValueError(f'got {len(optimizers)} optimizers for {len(blocks)} blocks; pass one per '
+                     'block or a single one for all')
+
+  def init(rng, x):
+    params, stats = init_blocks(blocks, rng, x)
+    opt_state = tuple(tx.init(p) for tx, p in zip(optimizers, params))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
+                      opt_state=opt_state)
+
+  def train_step(state: TrainState, batch: dict, rng: jax.Array):
+    def total_loss(params):
+      losses, metrics, stats, _ = run_blocks(blocks, params, state.batch_stats, batch,
+                                             train=True, rng=rng, detach=detach)
+      return sum(losses), (metrics, stats)
+
+    (loss, (metrics, stats)), grads = jax.value_and_grad(total_loss, has_aux=True)(state.params)
+    params, opt_state = [], []
+    for tx, p, g, s in zip(optimizers, state.params, grads, state.opt_state):
+      updates, s = tx.update(g, s, p)
+      params.append(optax.apply_updates(p, updates))
+      opt_state.append(s)
+    metrics['loss'] = loss
+    new_state = state.replace(step=state.step + 1, params=tuple(params), batch_stats=stats,
+                              opt_state=tuple(opt_state))
+    return new_state, metrics
+
+  def eval_step(state: TrainState, batch: dict):
+    losses, metrics, _, _ = run_blocks(blocks, state.params, state.batch_stats, batch,
+                                       train=False, rng=jax.random.key(0), detach=True)
+    metrics['loss'] = sum(losses)
+    return metrics
+
+  return Learner(init, train_step, eval_step)
+
+
+def param_count(tree: Any) -> int:
+  """Number of scalars in a pytree of arrays."""
+  return sum(x.size for x in jax.tree.leaves(tree))

@@ -1,0 +1,1 @@
+"""Flax modules: layers, the block forward parts of MLPs and VGGs, and auxiliary heads."""

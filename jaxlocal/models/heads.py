@@ -1,0 +1,71 @@
+"""Auxiliary heads that read a block's output ``h``: the pred classifier and the sim projection."""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+
+from jaxlocal.models.layers import Conv, Dense
+
+
+def pred_pool_geometry(height: int, width: int, channels: int, max_features: int):
+  """Average-pool kernel and padding that bring C·H'·W' down to at most ``max_features``.
+
+  The reference's rule (``--dim-in-decoder``): starting from a 1×1 kernel, while the flattened
+  size exceeds the limit, double the kernel height, and if it still exceeds, the width too.
+  Output size per axis is ceil(size / kernel), reached with symmetric zero padding counted in
+  the average. Returns ``((kh, kw), (ph, pw))``; ``((1, 1), (0, 0))`` means no pooling.
+  """
+  kh = kw = 1
+  out_h, out_w = height, width
+  features = channels * out_h * out_w
+  while features > max_features and kh < height:
+    kh *= 2
+    out_h = math.ceil(height / kh)
+    features = channels * out_h * out_w
+    if features > max_features:
+      kw *= 2
+      out_w = math.ceil(width / kw)
+      features = channels * out_h * out_w
+  pad_h = (kh * (out_h - height // kh)) // 2
+  pad_w = (kw * (out_w - width // kw)) // 2
+  return (kh, kw), (pad_h, pad_w)
+
+
+def pool_for_pred(h: jax.Array, max_features: int) -> jax.Array:
+  """Average-pools a conv map (B, H, W, C) per :func:`pred_pool_geometry`; (B, N) passes through."""
+  if h.ndim != 4:
+    return h
+  _, height, width, channels = h.shape
+  kernel, (ph, pw) = pred_pool_geometry(height, width, channels, max_features)
+  if kernel == (1, 1):
+    return h
+  return nn.avg_pool(h, kernel, strides=kernel, padding=((ph, ph), (pw, pw)),
+                     count_include_pad=True)
+
+
+class PredHead(nn.Module):
+  """Linear classifier (zero-initialised weight) on the flattened, average-pooled ``h``.
+
+  (B, H, W, C) or (B, N) -> logits (B, K).
+  """
+
+  num_classes: int
+  max_features: int = 4096
+
+  @nn.compact
+  def __call__(self, h):
+    h = pool_for_pred(h, self.max_features)
+    return Dense(self.num_classes, zero_init=True, name='decoder_y')(h.reshape(h.shape[0], -1))
+
+
+class SimProjection(nn.Module):
+  """The trainable map before the sim loss: a bias-free 3×3 C→C conv, or a bias-free N→N linear."""
+
+  @nn.compact
+  def __call__(self, h):
+    if h.ndim == 4:
+      return Conv(h.shape[-1], kernel_size=3, padding=1, use_bias=False, name='conv_loss')(h)
+    return Dense(h.shape[-1], use_bias=False, name='linear_loss')(h)

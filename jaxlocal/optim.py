@@ -1,0 +1,52 @@
+"""Optimisers and learning-rate schedules built from config fields."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax.numpy as jnp
+import optax
+
+OPTIMIZERS = ('adam', 'amsgrad', 'sgd')
+
+
+def step_decay(learning_rate: float, milestones: Sequence[int], factor: float,
+               steps_per_epoch: int) -> optax.Schedule:
+  """The reference's per-epoch step decay: lr(epoch e, 1-based) = lr₀ · factor^#{m ≤ e−1}.
+
+  As a function of the 0-based optimiser step k, epoch e − 1 = k // steps_per_epoch.
+  """
+  if not milestones:
+    return optax.constant_schedule(learning_rate)
+  bounds = jnp.asarray(sorted(milestones), jnp.int32)
+
+  def schedule(count):
+    epochs_done = count // steps_per_epoch
+    return learning_rate * factor ** jnp.sum(epochs_done >= bounds)
+
+  return schedule
+
+
+def make_optimizer(name: str, schedule: optax.Schedule, *, weight_decay: float = 0.0,
+                   momentum: float = 0.0) -> optax.GradientTransformation:
+  """Adam / AMSGrad / SGD with PyTorch-style (L2, added to the gradient) weight decay."""
+  if name == 'adam':
+    tx = optax.adam(schedule)
+  elif name == 'amsgrad':
+    tx = optax.amsgrad(schedule)
+  elif name == 'sgd':
+    tx = optax.sgd(schedule, momentum=momentum or None)
+  else:
+    raise ValueError(f'unknown optimizer {name!r}; choose one of {OPTIMIZERS}')
+  if weight_decay:
+    tx = optax.chain(optax.add_decayed_weights(weight_decay), tx)
+  return tx
+
+
+def optimizer_from_config(config, steps_per_epoch: int) -> optax.GradientTransformation:
+  """The optimiser the config asks for (fields ``optimizer``, ``learning_rate``,
+  ``lr_decay_milestones``, ``lr_decay_factor``, ``weight_decay``, ``momentum``)."""
+  schedule = step_decay(config.learning_rate, tuple(config.lr_decay_milestones),
+                        config.lr_decay_factor, steps_per_epoch)
+  return make_optimizer(config.optimizer, schedule, weight_decay=config.weight_decay,
+                        momentum=config.momentum)
