@@ -129,12 +129,17 @@ def fit(learner: Learner, dataset: data_lib.Dataset, *, workdir: str, num_epochs
   sums_shape = jax.eval_shape(learner.train_step, state, {
           'image': jax.ShapeDtypeStruct((batch_size, *example.shape[1:]), example.dtype),
           'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32)}, init_key)[1]
+  new_sums = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
+  # Compile once, ahead of time, so no epoch's images/s includes compilation.
+  train_step = train_step.lower(state, new_sums(), x_train, y_train,
+                                jnp.zeros(len(x_train), jnp.int32), train_key,
+                                jnp.int32(0)).compile()
   sync_every = max(1, steps // 20)
 
   for epoch in range(start + 1, num_epochs + 1):
     perm_key, step_key = jax.random.split(jax.random.fold_in(train_key, epoch))
     perm = data_lib.epoch_permutation(perm_key, len(dataset.x_train))
-    sums = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
+    sums = new_sums()
     bar = tqdm(total=steps * batch_size, desc=f'epoch {epoch}/{num_epochs}', unit='img',
                unit_scale=True, disable=None if progress_bar else True, leave=False)
     started = time.perf_counter()

@@ -1,0 +1,16 @@
+"""Shared test fixtures: the optional real-data folder beside the checkout."""
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def shared_data():
+  """The folder of real .npz datasets (../shared/data); skips the test when it is absent."""
+  if not (SHARED_DATA / 'mnist.npz').exists():
+    pytest.skip(f'real data not found at {SHARED_DATA} (mnist.npz); the digits tests still run')
+  return SHARED_DATA
