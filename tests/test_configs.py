@@ -1,0 +1,75 @@
+"""Every config loads and builds, with the parameter counts the reference README reports."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from conftest import REPO
+from jaxlocal.blocks import init_blocks, param_count
+from jaxlocal.methods.local_error import network_blocks
+from jaxlocal.recipes import RECIPES, local_error_config
+
+IMAGE_SHAPES = {'mnist': (28, 28, 1), 'fashion_mnist': (28, 28, 1), 'kmnist': (28, 28, 1),
+                'cifar10': (32, 32, 3), 'cifar100': (32, 32, 3), 'svhn': (32, 32, 3),
+                'stl10': (96, 96, 3)}
+
+
+def load_config_file(name, arg=None):
+  spec = importlib.util.spec_from_file_location(name, REPO / 'configs' / f'{name}.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config() if arg is None else module.get_config(arg)
+
+
+def forward_params(config, num_classes=10):
+  shape = IMAGE_SHAPES[config.dataset]
+  blocks = network_blocks(config, num_classes=num_classes, image_shape=shape)
+  params, _ = jax.eval_shape(lambda: init_blocks(blocks, jax.random.key(0), jnp.zeros((2, *shape))))
+  return param_count([p['forward'] for p in params])
+
+
+@pytest.mark.parametrize('dataset, row, classes, millions', [
+    ('cifar10', 'vgg8b', 10, 8.9), ('mnist', 'vgg8b', 10, 7.3), ('cifar10', 'vgg11b', 10, 11.6),
+    ('cifar10', 'vgg11b_2x', 10, 42.0), ('cifar10', 'vgg11b_3x', 10, 91.3),
+    ('mnist', 'mlp', 10, 2.9), ('cifar10', 'mlp', 10, 27.3),
+    ('fashion_mnist', 'vgg8b_2x', 10, 28.2), ('cifar100', 'vgg8b', 100, 9.0),
+])
+def test_parameter_counts_match_the_reference(dataset, row, classes, millions):
+  assert round(forward_params(local_error_config(dataset, row, row), classes) / 1e6, 1) == millions
+
+
+@pytest.mark.parametrize('dataset', sorted(RECIPES))
+def test_every_row_of_every_config_file_builds(dataset):
+  for row in RECIPES[dataset][1]:
+    for loss in ('pred', 'sim', 'predsim', 'glob', 'glob+sim'):
+      config = load_config_file(dataset, row)
+      config.loss = loss
+      network_blocks(config, num_classes=10, image_shape=IMAGE_SHAPES[dataset])
+  with pytest.raises(ValueError, match='unknown row'):
+    load_config_file(dataset, 'vgg99')
+
+
+def test_design_card_config_is_the_paper_recipe():
+  c = load_config_file('predsim_vgg8b')
+  assert (c.dataset, c.model, c.loss, c.beta, c.dropout, c.dim_in_decoder) == (
+      'cifar10', 'vgg8b', 'predsim', 0.99, 0.2, 2048)
+  assert (c.learning_rate, c.batch_size, c.num_epochs) == (5e-4, 128, 400)
+  assert tuple(c.lr_decay_milestones) == (200, 300, 350, 375) and c.lr_decay_factor == 0.25
+  assert (c.augment.crop_padding, c.augment.flip) == (4, True)
+
+
+def test_cli_runs_quickstart_with_overrides(tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'jaxlocal.main', '--config=configs/quickstart.py',
+       '--config.num_epochs=1', '--config.train_examples=512', '--config.progress_bar=False',
+       f'--workdir={tmp_path}'], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip().splitlines()[-1].startswith('final: epoch 1/1 test_accuracy=')
+  record = json.loads((tmp_path / 'metrics.jsonl').read_text().splitlines()[-1])
+  assert record['epoch'] == 1 and 'test/conv1/accuracy' in record
+  assert json.loads((tmp_path / 'config.json').read_text())['train_examples'] == 512
