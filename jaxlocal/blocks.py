@@ -61,7 +61,8 @@ class Learner(NamedTuple):
   """A method, as the training loop sees it (all three are pure and jit-able).
 
   init(rng, x) -> TrainState, from an example input batch x;
-  train_step(state, batch, rng) -> (state, metrics);
+  train_step(state, batch, rng) -> (state, metrics), metrics holding at least the scalar
+    ``loss`` (the loop watches it for NaN);
   eval_step(state, batch) -> metrics, every metric a mean over the batch's unmasked examples;
   the network's prediction is reported as ``accuracy``.
   """
