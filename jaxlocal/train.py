@@ -58,10 +58,16 @@ def _mean_over(sums: dict, count: float) -> dict:
   return {k: float(v) / count for k, v in jax.device_get(sums).items()}
 
 
-def make_train_step(learner: Learner, dataset: data_lib.Dataset, batch_size: int,
-                    augment: Augment):
-  """``step(state, sums, x_all, y_all, perm, key, i) -> (state, sums)``, one jitted call that
-  takes batch ``i`` of the permutation, augments it and trains; ``sums`` accumulate metrics."""
+def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: int,
+                      augment: Augment, state, x_train, y_train):
+  """Compiles the train step once and returns ``run_epoch``.
+
+  The step is one jitted call that takes batch ``i`` of the epoch's permutation from the
+  on-device dataset, augments it, trains, and adds its metrics to running sums.
+  ``run_epoch(state, key, bar) -> (state, mean train metrics, seconds)`` raises
+  :class:`TrainingDivergedError` when the loss stops being finite.
+  """
+  steps = data_lib.steps_per_epoch(len(x_train), batch_size)
 
   def step(state, sums, x_all, y_all, perm, key, i):
     idx = data_lib.batch_indices(perm, i, batch_size)
@@ -71,7 +77,31 @@ def make_train_step(learner: Learner, dataset: data_lib.Dataset, batch_size: int
     state, metrics = learner.train_step(state, {'image': images, 'label': y_all[idx]}, step_key)
     return state, jax.tree.map(jnp.add, sums, metrics)
 
-  return jax.jit(step, donate_argnums=(0, 1))
+  batch = {'image': jax.ShapeDtypeStruct((batch_size, *dataset.image_shape), jnp.float32),
+           'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
+  sums_shape = jax.eval_shape(learner.train_step, state, batch, jax.random.key(0))[1]
+  new_sums = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
+  # Compiled once, ahead of time, so no epoch's images/s includes compilation.
+  compiled = jax.jit(step, donate_argnums=(0, 1)).lower(
+      state, new_sums(), x_train, y_train, jnp.zeros(len(x_train), jnp.int32),
+      jax.random.key(0), jnp.int32(0)).compile()
+  sync_every = max(1, steps // 20)
+
+  def run_epoch(state, key, bar):
+    perm_key, step_key = jax.random.split(key)
+    perm = data_lib.epoch_permutation(perm_key, len(x_train))
+    sums = new_sums()
+    started = time.perf_counter()
+    for i in range(steps):
+      state, sums = compiled(state, sums, x_train, y_train, perm, step_key, jnp.int32(i))
+      if (i + 1) % sync_every == 0 or i + 1 == steps:
+        loss = float(sums['loss'])  # waits for the device: the progress bar shows real speed
+        if not math.isfinite(loss):
+          raise TrainingDivergedError(f'the training loss became {loss} at step {i + 1}/{steps}')
+        bar.update((i + 1) * batch_size - bar.n)
+    return state, _mean_over(sums, steps), time.perf_counter() - started
+
+  return run_epoch
 
 
 def make_eval_step(learner: Learner, dataset: data_lib.Dataset):
@@ -116,71 +146,45 @@ def fit(learner: Learner, dataset: data_lib.Dataset, *, workdir: str, num_epochs
   state = jax.jit(learner.init)(init_key, example)
 
   checkpointer = Checkpointer(workdir, checkpoints_to_keep)
-  writer = JsonlWriter(os.path.join(workdir, 'metrics.jsonl'))
-  start = checkpointer.latest_epoch()
-  if start:
-    state = checkpointer.restore(start, state)
-    log.info('resumed from the checkpoint of epoch %d in %s', start, workdir)
-  writer.truncate_after(start)
-  records = writer.read()
+  try:
+    writer = JsonlWriter(os.path.join(workdir, 'metrics.jsonl'))
+    start = checkpointer.latest_epoch()
+    if start:
+      state = checkpointer.restore(start, state)
+      log.info('resumed from the checkpoint of epoch %d in %s', start, workdir)
+    writer.truncate_after(start)
+    records = writer.read()
+    run_epoch = make_epoch_runner(learner, dataset, batch_size, augment, state, x_train, y_train)
+    eval_step = make_eval_step(learner, dataset)
 
-  train_step = make_train_step(learner, dataset, batch_size, augment)
-  eval_step = make_eval_step(learner, dataset)
-  sums_shape = jax.eval_shape(learner.train_step, state, {
-          'image': jax.ShapeDtypeStruct((batch_size, *example.shape[1:]), example.dtype),
-          'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32)}, init_key)[1]
-  new_sums = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
-  # Compile once, ahead of time, so no epoch's images/s includes compilation.
-  train_step = train_step.lower(state, new_sums(), x_train, y_train,
-                                jnp.zeros(len(x_train), jnp.int32), train_key,
-                                jnp.int32(0)).compile()
-  sync_every = max(1, steps // 20)
-
-  for epoch in range(start + 1, num_epochs + 1):
-    perm_key, step_key = jax.random.split(jax.random.fold_in(train_key, epoch))
-    perm = data_lib.epoch_permutation(perm_key, len(dataset.x_train))
-    sums = new_sums()
-    bar = tqdm(total=steps * batch_size, desc=f'epoch {epoch}/{num_epochs}', unit='img',
-               unit_scale=True, disable=None if progress_bar else True, leave=False)
-    started = time.perf_counter()
-    for i in range(steps):
-      state, sums = train_step(state, sums, x_train, y_train, perm, step_key, jnp.int32(i))
-      if (i + 1) % sync_every == 0 or i + 1 == steps:
-        loss = float(sums['loss'])  # waits for the device: the progress bar shows real speed
-        if not math.isfinite(loss):
-          bar.close()
+    for epoch in range(start + 1, num_epochs + 1):
+      with tqdm(total=steps * batch_size, desc=f'epoch {epoch}/{num_epochs}', unit='img',
+                unit_scale=True, disable=None if progress_bar else True, leave=False) as bar:
+        try:
+          state, train, seconds = run_epoch(state, jax.random.fold_in(train_key, epoch), bar)
+        except TrainingDivergedError as error:
           raise TrainingDivergedError(
-              f'the training loss became {loss} in epoch {epoch} (step {i + 1}/{steps}). '
-              f'Nothing of this epoch was saved; the last good checkpoint (epoch {start or "none"}) '
-              f'in {workdir} is intact. Lower the learning rate or check the data, then rerun.')
-        bar.update((i + 1) * batch_size - bar.n)
-    bar.close()
-    seconds = time.perf_counter() - started
-
-    train = _mean_over(sums, steps)
-    test = evaluate(eval_step, state, x_test, y_test, eval_batch_size)
-    record = {
-        'train_loss': train['loss'],
-        'train_accuracy': train.get('accuracy'),
-        'test_accuracy': test.get('accuracy'),
-        'test_loss': test.get('output/xent', test['loss']),
-        'images_per_sec': steps * batch_size / seconds,
-        'epoch_seconds': seconds,
-        **{f'train/{k}': v for k, v in train.items()},
-        **{f'test/{k}': v for k, v in test.items()},
-    }
-    writer.write_scalars(epoch, record)
-    checkpointer.save(epoch, state)
-    start = epoch
-    records.append({'epoch': epoch, **record})
-    plot_learning_curves(records, os.path.join(workdir, 'learning_curves.png'))
-    heads = ' '.join(f'{k[:-len("/accuracy")]}={v:.3f}' for k, v in test.items()
-                     if k.endswith('/accuracy') and not k.startswith('output/'))
-    print(f'epoch {epoch}: train_loss={record["train_loss"]:.4f} '
-          f'test_accuracy={_fmt(record["test_accuracy"])} '
-          f'{record["images_per_sec"]:.0f} img/s' + (f' | heads: {heads}' if heads else ''),
-          flush=True)
-  checkpointer.close()
+              f'{error} of epoch {epoch}. Nothing of this epoch was saved; the last good '
+              f'checkpoint (epoch {checkpointer.latest_epoch() or "none"}) in {workdir} is '
+              'intact. Lower the learning rate or check the data, then rerun.') from None
+      test = evaluate(eval_step, state, x_test, y_test, eval_batch_size)
+      record = {
+          'train_loss': train['loss'],
+          'train_accuracy': train.get('accuracy'),
+          'test_accuracy': test.get('accuracy'),
+          'test_loss': test.get('output/xent', test['loss']),
+          'images_per_sec': steps * batch_size / seconds,
+          'epoch_seconds': seconds,
+          **{f'train/{k}': v for k, v in train.items()},
+          **{f'test/{k}': v for k, v in test.items()},
+      }
+      writer.write_scalars(epoch, record)
+      checkpointer.save(epoch, state)
+      records.append({'epoch': epoch, **record})
+      plot_learning_curves(records, os.path.join(workdir, 'learning_curves.png'))
+      _print_epoch(epoch, record, test)
+  finally:
+    checkpointer.close()
 
   if not records:
     raise RuntimeError(f'no epoch was trained and {workdir} holds no metrics')
@@ -190,6 +194,14 @@ def fit(learner: Learner, dataset: data_lib.Dataset, *, workdir: str, num_epochs
         f'train_loss={final["train_loss"]:.4f} images/s={final["images_per_sec"]:.0f} '
         f'workdir={workdir}', flush=True)
   return final
+
+
+def _print_epoch(epoch: int, record: dict, test: dict) -> None:
+  heads = ' '.join(f'{k[:-len("/accuracy")]}={v:.3f}' for k, v in test.items()
+                   if k.endswith('/accuracy') and not k.startswith('output/'))
+  print(f'epoch {epoch}: train_loss={record["train_loss"]:.4f} '
+        f'test_accuracy={_fmt(record["test_accuracy"])} {record["images_per_sec"]:.0f} img/s'
+        + (f' | heads: {heads}' if heads else ''), flush=True)
 
 
 def _fmt(value) -> str:
