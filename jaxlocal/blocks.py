@@ -64,12 +64,16 @@ class Learner(NamedTuple):
   train_step(state, batch, rng) -> (state, metrics), metrics holding at least the scalar
     ``loss`` (the loop watches it for NaN);
   eval_step(state, batch) -> metrics, every metric a mean over the batch's unmasked examples;
-  the network's prediction is reported as ``accuracy``.
+  the network's prediction is reported as ``accuracy``;
+  check(state) -> None, optional and run on the host after every epoch: raises a
+    FloatingPointError subclass to stop training before that epoch is saved (e.g. collapsed
+    weights that are not NaN).
   """
 
   init: Callable[[jax.Array, jax.Array], TrainState]
   train_step: Callable[[TrainState, dict, jax.Array], tuple[TrainState, dict]]
   eval_step: Callable[[TrainState, dict], dict]
+  check: Callable[[TrainState], None] | None = None
 
 
 def _normalise(blocks: Sequence[Block]) -> tuple[Block, ...]:

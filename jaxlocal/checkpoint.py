@@ -13,10 +13,10 @@ class CheckpointError(RuntimeError):
 
 
 class Checkpointer:
-  """Saves ``{'state': TrainState}`` under ``<workdir>/checkpoints/<epoch>``."""
+  """Saves ``{'state': TrainState}`` under ``<directory>/<epoch>``."""
 
-  def __init__(self, workdir: str, max_to_keep: int = 2):
-    self.directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
+  def __init__(self, directory: str, max_to_keep: int = 2):
+    self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))

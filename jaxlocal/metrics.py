@@ -24,9 +24,10 @@ class JsonlWriter:
     with open(self.path) as f:
       return [json.loads(line) for line in f if line.strip()]
 
-  def truncate_after(self, epoch: int) -> None:
-    """Drops the records of epochs after ``epoch`` (written before an interrupted save)."""
-    kept = [r for r in self.read() if r['epoch'] <= epoch]
+  def truncate(self, keep) -> None:
+    """Keeps only the records for which ``keep(record)`` holds (e.g. drops epochs written
+    after the last checkpoint of an interrupted run)."""
+    kept = [r for r in self.read() if keep(r)]
     with open(self.path, 'w') as f:
       f.writelines(json.dumps(r) + '\n' for r in kept)
 
@@ -34,6 +35,10 @@ class JsonlWriter:
 def _plain(value):
   value = float(value) if not isinstance(value, (int, str)) else value
   return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _or_nan(value):
+  return float('nan') if value is None else value
 
 
 def plot_learning_curves(records: list[dict], path: str) -> None:
@@ -44,16 +49,17 @@ def plot_learning_curves(records: list[dict], path: str) -> None:
 
   epochs = [r['epoch'] for r in records]
   fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-  ax_loss.plot(epochs, [r['train_loss'] for r in records], label='train (sum of local losses)')
+  ax_loss.plot(epochs, [_or_nan(r.get('train_loss')) for r in records], label='train loss')
   ax_loss.set_xlabel('epoch')
   ax_loss.set_ylabel('loss')
   ax_loss.legend()
   heads = sorted({k for r in records for k in r if k.startswith('test/') and
                   k.endswith('/accuracy')})
   for key in heads:
-    ax_acc.plot(epochs, [r.get(key) for r in records], lw=0.8, alpha=0.7,
+    ax_acc.plot(epochs, [_or_nan(r.get(key)) for r in records], lw=0.8, alpha=0.7,
                 label=key[len('test/'):-len('/accuracy')])
-  ax_acc.plot(epochs, [r['test_accuracy'] for r in records], 'k', lw=2, label='network')
+  ax_acc.plot(epochs, [_or_nan(r.get('test_accuracy')) for r in records], 'k', lw=2,
+              label='network')
   ax_acc.set_xlabel('epoch')
   ax_acc.set_ylabel('test accuracy')
   ax_acc.legend(fontsize=7)

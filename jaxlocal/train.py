@@ -17,6 +17,8 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +34,7 @@ log = logging.getLogger('jaxlocal')
 
 
 class TrainingDivergedError(FloatingPointError):
-  """The training loss became NaN or infinite."""
+  """A training metric (the loss, usually) became NaN or infinite."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +67,7 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
   The step is one jitted call that takes batch ``i`` of the epoch's permutation from the
   on-device dataset, augments it, trains, and adds its metrics to running sums.
   ``run_epoch(state, key, bar) -> (state, mean train metrics, seconds)`` raises
-  :class:`TrainingDivergedError` when the loss stops being finite.
+  :class:`TrainingDivergedError` when a metric stops being finite.
   """
   steps = data_lib.steps_per_epoch(len(x_train), batch_size)
 
@@ -86,6 +88,8 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
       state, new_sums(), x_train, y_train, jnp.zeros(len(x_train), jnp.int32),
       jax.random.key(0), jnp.int32(0)).compile()
   sync_every = max(1, steps // 20)
+  all_finite = jax.jit(lambda t: jnp.all(jnp.stack([jnp.isfinite(x).all()
+                                                   for x in jax.tree.leaves(t)])))
 
   def run_epoch(state, key, bar):
     perm_key, step_key = jax.random.split(key)
@@ -95,9 +99,11 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
     for i in range(steps):
       state, sums = compiled(state, sums, x_train, y_train, perm, step_key, jnp.int32(i))
       if (i + 1) % sync_every == 0 or i + 1 == steps:
-        loss = float(sums['loss'])  # waits for the device: the progress bar shows real speed
-        if not math.isfinite(loss):
-          raise TrainingDivergedError(f'the training loss became {loss} at step {i + 1}/{steps}')
+        finite = bool(all_finite(sums))  # waits for the device: the bar shows real speed
+        if not finite:
+          bad = sorted(k for k, v in jax.device_get(sums).items() if not math.isfinite(v))
+          raise TrainingDivergedError(f'the training metrics {bad} became NaN or infinite at '
+                                      f'step {i + 1}/{steps}')
         bar.update((i + 1) * batch_size - bar.n)
     return state, _mean_over(sums, steps), time.perf_counter() - started
 
@@ -124,6 +130,24 @@ def evaluate(eval_step, state, x, y, batch_size: int) -> dict:
   return _mean_over(sums, len(x))
 
 
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  """One stretch of training: a learner, its epochs, and the data it trains on.
+
+  ``data(previous_state, dataset) -> Dataset`` derives the phase's data from the state the
+  previous phase ended with (e.g. features of a frozen layer, computed once); None keeps the
+  dataset. ``finish(state, workdir)`` runs when the phase is complete (e.g. to draw plots).
+  """
+
+  name: str
+  learner: Learner
+  num_epochs: int
+  batch_size: int
+  augment: Augment = Augment()
+  data: Callable[[Any, data_lib.Dataset], data_lib.Dataset] | None = None
+  finish: Callable[[Any, str], None] | None = None
+
+
 def fit(learner: Learner, dataset: data_lib.Dataset, *, workdir: str, num_epochs: int,
         batch_size: int, seed: int = 0, augment: Augment = Augment(),
         eval_batch_size: int = 1000, checkpoints_to_keep: int = 2,
@@ -134,45 +158,89 @@ def fit(learner: Learner, dataset: data_lib.Dataset, *, workdir: str, num_epochs
   ``metrics.jsonl`` and ``learning_curves.png`` there. Returns the last epoch's record.
   Raises :class:`TrainingDivergedError` on a NaN/inf loss, leaving the last good checkpoint.
   """
-  _check_positive(num_epochs=num_epochs, eval_batch_size=eval_batch_size,
-                  checkpoints_to_keep=checkpoints_to_keep)
-  steps = data_lib.steps_per_epoch(len(dataset.x_train), batch_size)
-  os.makedirs(workdir, exist_ok=True)
-  init_key, train_key = jax.random.split(jax.random.key(seed))
+  phase = Phase('', learner, num_epochs, batch_size, augment)
+  return fit_phases([phase], dataset, workdir=workdir, seed=seed,
+                    eval_batch_size=eval_batch_size, checkpoints_to_keep=checkpoints_to_keep,
+                    progress_bar=progress_bar)
 
+
+def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: str,
+               seed: int = 0, eval_batch_size: int = 1000, checkpoints_to_keep: int = 2,
+               progress_bar: bool = True) -> dict:
+  """Runs ``phases`` in order, each resumable on its own; returns the last epoch's record.
+
+  A single unnamed phase keeps its checkpoints in ``<workdir>/checkpoints``; named phases in
+  ``<workdir>/checkpoints/<name>``, with a ``phase`` field in their metrics records.
+  """
+  if not phases:
+    raise ValueError('fit_phases needs at least one phase')
+  os.makedirs(workdir, exist_ok=True)
+  state, record = None, None
+  for index, phase in enumerate(phases):
+    phase_data = dataset if phase.data is None else phase.data(state, dataset)
+    key = jax.random.key(seed) if len(phases) == 1 else jax.random.fold_in(
+        jax.random.key(seed), index)
+    state, record = _train_phase(phase, phase_data, key, workdir=workdir,
+                                 eval_batch_size=eval_batch_size,
+                                 checkpoints_to_keep=checkpoints_to_keep,
+                                 progress_bar=progress_bar)
+    if phase.finish is not None:
+      phase.finish(state, workdir)
+  print(f'final: epoch {record["epoch"]}/{phases[-1].num_epochs} test_accuracy='
+        f'{_fmt(record["test_accuracy"])} test_error={_fmt_error(record["test_accuracy"])} '
+        f'train_loss={_fmt(record["train_loss"])} images/s={record["images_per_sec"]:.0f} '
+        f'workdir={workdir}', flush=True)
+  return record
+
+
+def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
+                 eval_batch_size: int, checkpoints_to_keep: int, progress_bar: bool):
+  """Trains one phase (resuming it if checkpointed): returns (state, last epoch's record)."""
+  _check_positive(num_epochs=phase.num_epochs, eval_batch_size=eval_batch_size,
+                  checkpoints_to_keep=checkpoints_to_keep)
+  learner, batch_size = phase.learner, phase.batch_size
+  steps = data_lib.steps_per_epoch(len(dataset.x_train), batch_size)
+  init_key, train_key = jax.random.split(key)
   x_train, y_train = jax.device_put(dataset.x_train), jax.device_put(dataset.y_train)
   x_test, y_test = jax.device_put(dataset.x_test), jax.device_put(dataset.y_test)
   example = data_lib.preprocess(None, x_train[:2], mean=dataset.mean, std=dataset.std)
   state = jax.jit(learner.init)(init_key, example)
 
-  checkpointer = Checkpointer(workdir, checkpoints_to_keep)
+  label = f' [{phase.name}]' if phase.name else ''
+  checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints', phase.name),
+                              checkpoints_to_keep)
   try:
     writer = JsonlWriter(os.path.join(workdir, 'metrics.jsonl'))
     start = checkpointer.latest_epoch()
     if start:
       state = checkpointer.restore(start, state)
-      log.info('resumed from the checkpoint of epoch %d in %s', start, workdir)
-    writer.truncate_after(start)
-    records = writer.read()
-    run_epoch = make_epoch_runner(learner, dataset, batch_size, augment, state, x_train, y_train)
+      log.info('resumed%s from the checkpoint of epoch %d in %s', label, start, workdir)
+    writer.truncate(lambda r: r.get('phase', '') != phase.name or r['epoch'] <= start)
+    records = [r for r in writer.read() if r.get('phase', '') == phase.name]
+    run_epoch = make_epoch_runner(learner, dataset, batch_size, phase.augment, state, x_train,
+                                  y_train)
     eval_step = make_eval_step(learner, dataset)
 
-    for epoch in range(start + 1, num_epochs + 1):
-      with tqdm(total=steps * batch_size, desc=f'epoch {epoch}/{num_epochs}', unit='img',
-                unit_scale=True, disable=None if progress_bar else True, leave=False) as bar:
+    for epoch in range(start + 1, phase.num_epochs + 1):
+      with tqdm(total=steps * batch_size, desc=f'epoch {epoch}/{phase.num_epochs}{label}',
+                unit='img', unit_scale=True, disable=None if progress_bar else True,
+                leave=False) as bar:
         try:
           state, train, seconds = run_epoch(state, jax.random.fold_in(train_key, epoch), bar)
-        except TrainingDivergedError as error:
-          raise TrainingDivergedError(
-              f'{error} of epoch {epoch}. Nothing of this epoch was saved; the last good '
+          if learner.check is not None:
+            learner.check(state)
+        except FloatingPointError as error:
+          raise type(error)(
+              f'{error} (epoch {epoch}{label}). Nothing of this epoch was saved; the last good '
               f'checkpoint (epoch {checkpointer.latest_epoch() or "none"}) in {workdir} is '
               'intact. Lower the learning rate or check the data, then rerun.') from None
       test = evaluate(eval_step, state, x_test, y_test, eval_batch_size)
       record = {
-          'train_loss': train['loss'],
+          **({'phase': phase.name} if phase.name else {}),
+          'train_loss': train.get('loss'),
           'train_accuracy': train.get('accuracy'),
           'test_accuracy': test.get('accuracy'),
-          'test_loss': test.get('output/xent', test['loss']),
+          'test_loss': test.get('output/xent', test.get('loss')),
           'images_per_sec': steps * batch_size / seconds,
           'epoch_seconds': seconds,
           **{f'train/{k}': v for k, v in train.items()},
@@ -181,25 +249,20 @@ def fit(learner: Learner, dataset: data_lib.Dataset, *, workdir: str, num_epochs
       writer.write_scalars(epoch, record)
       checkpointer.save(epoch, state)
       records.append({'epoch': epoch, **record})
-      plot_learning_curves(records, os.path.join(workdir, 'learning_curves.png'))
-      _print_epoch(epoch, record, test)
+      plot_name = f'learning_curves_{phase.name}.png' if phase.name else 'learning_curves.png'
+      plot_learning_curves(records, os.path.join(workdir, plot_name))
+      _print_epoch(f'{epoch}{label}', record, test)
   finally:
     checkpointer.close()
-
   if not records:
-    raise RuntimeError(f'no epoch was trained and {workdir} holds no metrics')
-  final = records[-1]
-  print(f'final: epoch {final["epoch"]}/{num_epochs} test_accuracy='
-        f'{_fmt(final["test_accuracy"])} test_error={_fmt_error(final["test_accuracy"])} '
-        f'train_loss={final["train_loss"]:.4f} images/s={final["images_per_sec"]:.0f} '
-        f'workdir={workdir}', flush=True)
-  return final
+    raise RuntimeError(f'no epoch was trained and {workdir} holds no metrics{label}')
+  return state, records[-1]
 
 
-def _print_epoch(epoch: int, record: dict, test: dict) -> None:
+def _print_epoch(epoch: str, record: dict, test: dict) -> None:
   heads = ' '.join(f'{k[:-len("/accuracy")]}={v:.3f}' for k, v in test.items()
                    if k.endswith('/accuracy') and not k.startswith('output/'))
-  print(f'epoch {epoch}: train_loss={record["train_loss"]:.4f} '
+  print(f'epoch {epoch}: train_loss={_fmt(record["train_loss"])} '
         f'test_accuracy={_fmt(record["test_accuracy"])} {record["images_per_sec"]:.0f} img/s'
         + (f' | heads: {heads}' if heads else ''), flush=True)
 
@@ -240,19 +303,28 @@ def _save_config(config, workdir: str) -> None:
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
-  """Loads the data, builds the config's method and trains it; returns the last epoch's record."""
+  """Loads the data, builds the config's method and trains it; returns the last epoch's record.
+
+  A method module provides ``phases(config, dataset) -> [Phase]``, or ``build(config, dataset,
+  steps_per_epoch) -> Learner`` for a single phase.
+  """
   check_config(config)
   dataset = data_lib.load_dataset(config.dataset, data_dir=config.data_dir or None,
                                   train_examples=config.train_examples,
                                   image_size=config.image_size)
-  steps = data_lib.steps_per_epoch(len(dataset.x_train), config.batch_size)
-  learner = methods.get_method(config.method).build(config, dataset, steps)
+  method = methods.get_method(config.method)
+  if hasattr(method, 'phases'):
+    phases = method.phases(config, dataset)
+  else:
+    steps = data_lib.steps_per_epoch(len(dataset.x_train), config.batch_size)
+    phases = [Phase('', method.build(config, dataset, steps), config.num_epochs,
+                    config.batch_size, Augment(**config.augment))]
   os.makedirs(workdir, exist_ok=True)
   _save_config(config, workdir)
   print(f'{config.dataset}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images '
         f'{dataset.image_shape} from {dataset.source}; {jax.device_count()} '
         f'{jax.default_backend()} device(s)', flush=True)
-  return fit(learner, dataset, workdir=workdir, num_epochs=config.num_epochs,
-             batch_size=config.batch_size, seed=config.seed, augment=Augment(**config.augment),
-             eval_batch_size=config.eval_batch_size,
-             checkpoints_to_keep=config.checkpoints_to_keep, progress_bar=config.progress_bar)
+  return fit_phases(phases, dataset, workdir=workdir, seed=config.seed,
+                    eval_batch_size=config.eval_batch_size,
+                    checkpoints_to_keep=config.checkpoints_to_keep,
+                    progress_bar=config.progress_bar)

@@ -43,7 +43,7 @@ def restore_params(workdir, config):
   steps = data_lib.steps_per_epoch(len(dataset.x_train), config.batch_size)
   learner = methods.get_method(config.method).build(config, dataset, steps)
   like = jax.jit(learner.init)(jax.random.key(0), jnp.zeros((2, *dataset.image_shape)))
-  checkpointer = Checkpointer(workdir)
+  checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'))
   state = checkpointer.restore(checkpointer.latest_epoch(), like)
   checkpointer.close()
   return state
@@ -104,7 +104,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
   with pytest.raises(train.TrainingDivergedError, match='epoch 2.*last good checkpoint'):
     train.fit(learner._replace(train_step=train_step), dataset, workdir=str(tmp_path),
               num_epochs=2, batch_size=config.batch_size, seed=config.seed, progress_bar=False)
-  checkpointer = Checkpointer(str(tmp_path))
+  checkpointer = Checkpointer(str(tmp_path / 'checkpoints'))
   assert checkpointer.latest_epoch() == 1
   checkpointer.close()
   after = restore_params(str(tmp_path), config)
