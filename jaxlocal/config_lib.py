@@ -49,3 +49,32 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoints_to_keep = 2
   c.progress_bar = True
   return c
+
+
+def hebbian_config() -> ml_collections.ConfigDict:
+  """The fields of Krotov & Hopfield's method (``method='hebbian'``) with the paper's MNIST
+  defaults; ``num_epochs`` / ``batch_size`` are the supervised top layer's."""
+  c = base_config()
+  c.method = 'hebbian'
+  c.hebbian = ml_collections.ConfigDict(dict(
+      hidden=(2000,),       # widths of stacked Hebbian layers, each trained on the codes below
+      rule='ranking',       # 'ranking' (fast approximation) or 'exact' (inhibition dynamics)
+      p=4.0, k=2, delta=0.4, lr=0.04, num_epochs=100, batch_size=100, prec=1e-30,
+      init_std=1.0,         # W ~ Normal(0, init_std)
+      w_inh=1.0, h_star=0.5, tol=1e-6,   # 'exact' rule: inhibition strength, threshold h*
+      input_norm='none',    # 'unit': each image scaled to length 1 (the CIFAR recipe)
+      code_power=1.0,       # codes passed to a stacked layer: relu(W v)^code_power
+      backprop=False,       # True: the same-width network trained end to end (SGD baseline)
+  ))
+  c.head = ml_collections.ConfigDict(dict(
+      loss='power',         # 'power': tanh(β S h) with Σ|c − t|^m; 'xent': softmax cross-entropy
+      power=4.5,            # n of the rectified power f(x) = x^n of the features
+      m=10.0,
+      temperature=10.0,     # β inside the tanh (codes are scaled so winners are ≈ 1)
+      current='dot',        # features from W·v (Eq. 1) or 'p': the p-current used in learning
+      lr_values=(1e-3, 5e-4, 1e-4, 5e-5, 1e-5),
+      lr_boundaries=(100, 150, 200, 250),   # epochs where the next lr value starts
+  ))
+  c.num_epochs = 300
+  c.batch_size = 100
+  return c

@@ -33,7 +33,9 @@ class JsonlWriter:
 
 
 def _plain(value):
-  value = float(value) if not isinstance(value, (int, str)) else value
+  if value is None or isinstance(value, (int, str)):
+    return value
+  value = float(value)
   return None if isinstance(value, float) and math.isnan(value) else value
 
 

@@ -27,6 +27,24 @@ def step_decay(learning_rate: float, milestones: Sequence[int], factor: float,
   return schedule
 
 
+def piecewise_epochs(values: Sequence[float], boundaries: Sequence[int],
+                     steps_per_epoch: int) -> optax.Schedule:
+  """lr = values[j] during the epochs after boundaries[j-1] (0-based epoch e uses the value of
+  the number of boundaries ≤ e), e.g. Krotov–Hopfield's head: 1e-3 until epoch 100, then 5e-4…"""
+  if len(values) != len(boundaries) + 1:
+    raise ValueError(f'{len(values)} learning rates need {len(values) - 1} boundaries, '
+                     f'got {len(boundaries)}')
+  if list(boundaries) != sorted(boundaries):
+    raise ValueError(f'learning-rate boundaries must increase, got {tuple(boundaries)}')
+  table = jnp.asarray(values, jnp.float32)
+  bounds = jnp.asarray(boundaries, jnp.int32)
+
+  def schedule(count):
+    return table[jnp.sum(count // steps_per_epoch >= bounds)]
+
+  return schedule
+
+
 def make_optimizer(name: str, schedule: optax.Schedule, *, weight_decay: float = 0.0,
                    momentum: float = 0.0) -> optax.GradientTransformation:
   """Adam / AMSGrad / SGD with PyTorch-style (L2, added to the gradient) weight decay."""

@@ -18,7 +18,6 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -28,26 +27,15 @@ from jaxlocal import data as data_lib
 from jaxlocal import methods
 from jaxlocal.blocks import Learner
 from jaxlocal.checkpoint import Checkpointer
+from jaxlocal.data.augment import Augment
 from jaxlocal.metrics import JsonlWriter, plot_learning_curves
+from jaxlocal.schedules import Phase
 
 log = logging.getLogger('jaxlocal')
 
 
 class TrainingDivergedError(FloatingPointError):
   """A training metric (the loss, usually) became NaN or infinite."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Augment:
-  """Training augmentation, applied on the device (see :func:`jaxlocal.data.preprocess`)."""
-
-  crop_padding: int = 0
-  flip: bool = False
-  cutout: int = 0
-
-  def __post_init__(self):
-    if self.crop_padding < 0 or self.cutout < 0:
-      raise ValueError(f'augment.crop_padding and augment.cutout must be >= 0, got {self}')
 
 
 def _check_positive(**values):
@@ -130,24 +118,6 @@ def evaluate(eval_step, state, x, y, batch_size: int) -> dict:
   return _mean_over(sums, len(x))
 
 
-@dataclasses.dataclass(frozen=True)
-class Phase:
-  """One stretch of training: a learner, its epochs, and the data it trains on.
-
-  ``data(previous_state, dataset) -> Dataset`` derives the phase's data from the state the
-  previous phase ended with (e.g. features of a frozen layer, computed once); None keeps the
-  dataset. ``finish(state, workdir)`` runs when the phase is complete (e.g. to draw plots).
-  """
-
-  name: str
-  learner: Learner
-  num_epochs: int
-  batch_size: int
-  augment: Augment = Augment()
-  data: Callable[[Any, data_lib.Dataset], data_lib.Dataset] | None = None
-  finish: Callable[[Any, str], None] | None = None
-
-
 def fit(learner: Learner, dataset: data_lib.Dataset, *, workdir: str, num_epochs: int,
         batch_size: int, seed: int = 0, augment: Augment = Augment(),
         eval_batch_size: int = 1000, checkpoints_to_keep: int = 2,
@@ -175,9 +145,10 @@ def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: s
   if not phases:
     raise ValueError('fit_phases needs at least one phase')
   os.makedirs(workdir, exist_ok=True)
-  state, record = None, None
+  state, record, phase_data = None, None, dataset
   for index, phase in enumerate(phases):
-    phase_data = dataset if phase.data is None else phase.data(state, dataset)
+    if phase.data is not None:
+      phase_data = phase.data(state, phase_data)
     key = jax.random.key(seed) if len(phases) == 1 else jax.random.fold_in(
         jax.random.key(seed), index)
     state, record = _train_phase(phase, phase_data, key, workdir=workdir,

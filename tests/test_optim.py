@@ -37,3 +37,12 @@ def test_weight_decay_is_added_to_the_gradient():
 def test_unknown_optimizer():
   with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
     make_optimizer('rmsprop', optax.constant_schedule(1.0))
+
+
+def test_piecewise_epochs_follows_the_table():
+  from jaxlocal.optim import piecewise_epochs
+  schedule = piecewise_epochs((1.0, 0.5, 0.1), (2, 3), steps_per_epoch=4)
+  got = [float(schedule(jnp.int32(k))) for k in range(0, 20, 4)]
+  np.testing.assert_allclose(got, [1.0, 1.0, 0.5, 0.1, 0.1], rtol=1e-6)
+  with pytest.raises(ValueError, match='need 2 boundaries'):
+    piecewise_epochs((1.0, 0.5, 0.1), (2,), 4)

@@ -6,14 +6,20 @@ per example via ``jax.vmap`` over split keys.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 from jax import lax
 import jax.numpy as jnp
 
 
 def _normalise(images, mean, std):
-  """uint8 (B, H, W, C) -> float32 (B, H, W, C): (x / 255 - mean) / std per channel."""
-  return (images.astype(jnp.float32) / 255.0 - mean) / std
+  """(B, H, W, C) -> float32: (x / 255 - mean) / std per channel for uint8 images; float
+  inputs (precomputed features) are not rescaled by 255."""
+  x = images.astype(jnp.float32)
+  if jnp.issubdtype(images.dtype, jnp.integer):
+    x = x / 255.0
+  return (x - mean) / std
 
 
 def _random_crop(key, images, padding: int):
@@ -74,3 +80,16 @@ def preprocess(key, images, *, mean, std, crop_padding: int = 0, flip: bool = Fa
   if cutout:
     x = _cutout(cutout_key, x, cutout)
   return x
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+  """Training augmentation, applied on the device (see :func:`jaxlocal.data.preprocess`)."""
+
+  crop_padding: int = 0
+  flip: bool = False
+  cutout: int = 0
+
+  def __post_init__(self):
+    if self.crop_padding < 0 or self.cutout < 0:
+      raise ValueError(f'augment.crop_padding and augment.cutout must be >= 0, got {self}')

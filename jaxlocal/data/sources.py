@@ -26,7 +26,9 @@ TFDS_INSTALL = 'pip install "jaxlocal[tfds]"'
 class Dataset:
   """A loaded dataset; compares by identity (it holds arrays).
 
-  x_*: uint8 (N, H, W, C); y_*: int32 (N,); mean, std: float32 (C,) in [0, 1] pixel units.
+  x_*: uint8 images (N, H, W, C), or float32 features that methods derive from them (used as
+  they are, not divided by 255); y_*: int32 (N,); mean, std: float32 (C,), in [0, 1] pixel
+  units for images.
   ``source`` says where the arrays came from.
   """
 

@@ -1,10 +1,12 @@
-"""One module per paper; each exposes ``build(config, dataset, steps_per_epoch) -> Learner``."""
+"""One module per paper: each exposes ``check_config(config)`` and either
+``build(config, dataset, steps_per_epoch) -> Learner`` or ``phases(config, dataset) -> [Phase]``."""
 
 from __future__ import annotations
 
-from jaxlocal.methods import local_error
+from jaxlocal.methods import hebbian, local_error
 
 METHODS = {
+    'hebbian': hebbian,
     'local_error': local_error,
 }
 

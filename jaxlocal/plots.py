@@ -1,0 +1,51 @@
+"""Figures of learned weights and rule convergence, written as PNGs to the workdir."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _pyplot():
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def plot_receptive_fields(W: np.ndarray, image_shape, path: str, num_units: int = 100) -> None:
+  """The first ``num_units`` rows of W (K, N) as images (the paper's Fig. 3/5).
+
+  Grayscale units are drawn red for positive and blue for negative weights, each on its own
+  symmetric scale; colour units are each rescaled to [0, 1].
+  """
+  plt = _pyplot()
+  units = W[:num_units]
+  side = math.ceil(math.sqrt(len(units)))
+  fig, axes = plt.subplots(side, side, figsize=(side, side))
+  for ax in np.ravel(axes):
+    ax.axis('off')
+  for ax, w in zip(np.ravel(axes), units):
+    image = w.reshape(image_shape)
+    if image_shape[-1] == 1:
+      limit = np.max(np.abs(image)) or 1.0
+      ax.imshow(image[..., 0], cmap='bwr', vmin=-limit, vmax=limit)
+    else:
+      ax.imshow((image - image.min()) / (np.ptp(image) or 1.0))
+  fig.tight_layout(pad=0.1)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def plot_convergence(curve, p: float, path: str) -> None:
+  """mean_μ |Σ_i |W_μi|^p − 1| per epoch: the distance of the units from the unit p-sphere."""
+  plt = _pyplot()
+  epochs, deviation = zip(*curve) if curve else ((), ())
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  ax.semilogy(epochs, deviation, 'k.-')
+  ax.set_xlabel('unsupervised epoch')
+  ax.set_ylabel(f'mean |Σ|W|^{p:g} − 1|')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -1,0 +1,114 @@
+"""Krotov & Hopfield end to end: phases, resume, stacking, baselines, guards, configs."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO
+from jaxlocal import train
+from jaxlocal.config_lib import hebbian_config
+from jaxlocal.data import load_dataset
+from jaxlocal.methods.hebbian import layer_features
+from jaxlocal.rules.hebbian import CollapseError, init_weights
+from test_configs import load_config_file
+
+
+def tiny(**hebbian):
+  c = hebbian_config()
+  c.dataset = 'digits'
+  c.hebbian.update({'hidden': (64,), 'num_epochs': 4, 'batch_size': 50, 'lr': 0.04, **hebbian})
+  c.head.update(lr_values=(3e-3, 1e-3), lr_boundaries=(8,))
+  c.num_epochs = 10
+  c.batch_size = 50
+  c.progress_bar = False
+  return c
+
+
+def records(workdir):
+  return [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+
+
+def test_hebbian_then_head_learns_digits(tmp_path):
+  final = train.train_and_evaluate(tiny(), str(tmp_path))
+  assert final['test_accuracy'] > 0.8  # chance 0.1
+  phases = [(r['phase'], r['epoch']) for r in records(tmp_path)]
+  assert phases == [('hebbian1', e) for e in range(1, 5)] + [('head', e) for e in range(1, 11)]
+  deviation = [r['test/sphere_deviation'] for r in records(tmp_path) if r['phase'] == 'hebbian1']
+  assert deviation[-1] < deviation[0]
+  for figure in ('receptive_fields.png', 'hebbian_convergence.png', 'learning_curves_head.png'):
+    assert (tmp_path / figure).stat().st_size > 0
+
+
+def test_resume_continues_the_head_without_retraining_the_rule(tmp_path):
+  config = tiny()
+  config.num_epochs = 2
+  train.train_and_evaluate(config, str(tmp_path))
+  config.num_epochs = 4
+  final = train.train_and_evaluate(config, str(tmp_path))
+  phases = [(r['phase'], r['epoch']) for r in records(tmp_path)]
+  assert phases == [('hebbian1', e) for e in range(1, 5)] + [('head', e) for e in range(1, 5)]
+  assert final['epoch'] == 4
+
+
+def test_stacked_layers_and_exact_rule_run(tmp_path):
+  config = tiny(hidden=(48, 32), rule='exact', w_inh=0.5, h_star=0.1, num_epochs=2)
+  config.num_epochs = 2
+  final = train.train_and_evaluate(config, str(tmp_path))
+  assert {r['phase'] for r in records(tmp_path)} == {'hebbian1', 'hebbian2', 'head'}
+  assert final['test_accuracy'] > 0.2
+
+
+def test_end_to_end_baseline_trains(tmp_path):
+  config = tiny(backprop=True)
+  config.head.update(power=1.0, m=4.0, temperature=1.0)
+  config.num_epochs = 5
+  final = train.train_and_evaluate(config, str(tmp_path))
+  assert final['test_accuracy'] > 0.8
+
+
+def test_collapsed_weights_stop_with_a_clear_error(tmp_path):
+  with pytest.raises(CollapseError, match='collapsed to ~0.*epoch 1 \\[hebbian1\\]'):
+    train.train_and_evaluate(tiny(init_std=1e-30), str(tmp_path))
+  assert not list((tmp_path / 'checkpoints' / 'hebbian1').glob('1'))
+
+
+def test_dot_and_p_current_codes_agree_for_p_2():
+  dataset = load_dataset('digits')
+  dataset = type(dataset)(**{**dataset.__dict__, 'mean': np.zeros(1, np.float32),
+                             'std': np.ones(1, np.float32)})
+  W = init_weights(__import__('jax').random.key(0), 16, 64)
+  dot = layer_features(W, dataset, current='dot', p=2.0, n=3.0, unit_norm=False)
+  p2 = layer_features(W, dataset, current='p', p=2.0, n=3.0, unit_norm=False)
+  np.testing.assert_allclose(dot.x_train, p2.x_train, rtol=1e-5, atol=1e-6)
+  p4 = layer_features(W, dataset, current='p', p=4.0, n=3.0, unit_norm=False)
+  assert not np.allclose(dot.x_train, p4.x_train)
+  assert dot.x_train.shape == (len(dataset.x_train), 1, 1, 16)
+  np.testing.assert_allclose(dot.x_train.max(axis=-1).mean(), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('rule', 'oja', "unknown hebbian.rule 'oja'"),
+    ('p', 1.0, 'need hebbian.p >= 2'),
+    ('hidden', (), 'positive layer widths'),
+])
+def test_bad_hebbian_config(tmp_path, field, value, message):
+  config = tiny()
+  config.hebbian[field] = value
+  with pytest.raises(ValueError, match=message):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+@pytest.mark.parametrize('name', ['hebbian_mnist', 'hebbian_cifar10'])
+def test_hebbian_config_files(name):
+  full = load_config_file(name)
+  assert full.hebbian.hidden == (2000,) and full.hebbian.p == 4.0 and full.hebbian.k == 2
+  assert load_config_file(name, 'quick').hebbian.num_epochs < full.hebbian.num_epochs
+  assert load_config_file(name, 'sgd').hebbian.backprop
+  with pytest.raises(ValueError, match='unknown variant'):
+    load_config_file(name, 'huge')
+  if name == 'hebbian_mnist':
+    assert (full.hebbian.delta, full.hebbian.lr, full.head.power, full.head.m) == (0.4, 0.04, 4.5, 10)
+  else:
+    assert (full.hebbian.delta, full.hebbian.lr, full.hebbian.input_norm) == (0.3, 0.02, 'unit')
