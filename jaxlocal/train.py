@@ -231,10 +231,15 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
 
 
 def _print_epoch(epoch: str, record: dict, test: dict) -> None:
+  """One line per epoch: loss and accuracy, or a phase's own metrics when it has neither."""
+  if record['test_accuracy'] is None and record['train_loss'] is None:
+    summary = ' '.join(f'{k}={v:.4g}' for k, v in test.items())
+  else:
+    summary = (f'train_loss={_fmt(record["train_loss"])} '
+               f'test_accuracy={_fmt(record["test_accuracy"])}')
   heads = ' '.join(f'{k[:-len("/accuracy")]}={v:.3f}' for k, v in test.items()
                    if k.endswith('/accuracy') and not k.startswith('output/'))
-  print(f'epoch {epoch}: train_loss={_fmt(record["train_loss"])} '
-        f'test_accuracy={_fmt(record["test_accuracy"])} {record["images_per_sec"]:.0f} img/s'
+  print(f'epoch {epoch}: {summary} {record["images_per_sec"]:.0f} img/s'
         + (f' | heads: {heads}' if heads else ''), flush=True)
 
 
