@@ -61,7 +61,7 @@ def hebbian_config() -> ml_collections.ConfigDict:
       rule='ranking',       # 'ranking' (fast approximation) or 'exact' (inhibition dynamics)
       p=4.0, k=2, delta=0.4, lr=0.04, num_epochs=100, batch_size=100, prec=1e-30,
       init_std=1.0,         # W ~ Normal(0, init_std)
-      w_inh=1.0, h_star=0.5, tol=1e-6,   # 'exact' rule: inhibition strength, threshold h*
+      w_inh=0.5, h_star=0.5, tol=1e-6,   # 'exact' rule: inhibition in [0, 1), threshold h*
       input_norm='none',    # 'unit': each image scaled to length 1 (the CIFAR recipe)
       code_power=1.0,       # codes passed to a stacked layer: relu(W v)^code_power
       backprop=False,       # True: the same-width network trained end to end (SGD baseline)

@@ -1,0 +1,1 @@
+"""Explicit (non-autodiff) learning rules."""
