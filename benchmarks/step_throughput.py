@@ -14,7 +14,6 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -23,10 +22,6 @@ from jaxlocal.data import dataset_info
 from jaxlocal.methods.local_error import network_blocks
 from jaxlocal.objectives.local_error import LOSSES
 from jaxlocal.optim import optimizer_from_config
-
-IMAGE_SHAPES = {'mnist': (28, 28, 1), 'fashion_mnist': (28, 28, 1), 'kmnist': (28, 28, 1),
-                'digits': (8, 8, 1), 'cifar10': (32, 32, 3), 'cifar100': (32, 32, 3),
-                'svhn': (32, 32, 3), 'stl10': (96, 96, 3)}
 
 config_flags.DEFINE_config_file('config', 'configs/predsim_vgg8b.py', 'Config of the network.')
 flags.DEFINE_list('losses', ['predsim', 'glob'], 'Losses to time, the first is the baseline.')
@@ -59,8 +54,8 @@ def time_steps(config, image_shape, num_classes, repeats):
 def main(argv):
   del argv
   config = FLAGS.config
-  image_shape = IMAGE_SHAPES[config.dataset.split('-')[0]]
-  num_classes = dataset_info(config.dataset).num_classes
+  info = dataset_info(config.dataset)
+  image_shape, num_classes = info.image_shape, info.num_classes
   rows = []
   for loss in FLAGS.losses:
     config.loss = loss

@@ -1,4 +1,4 @@
-"""Metric records: JSON lines in the workdir, and a plot of the learning curves."""
+"""Metric records: JSON lines in the workdir."""
 
 from __future__ import annotations
 
@@ -37,34 +37,3 @@ def _plain(value):
     return value
   value = float(value)
   return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def _or_nan(value):
-  return float('nan') if value is None else value
-
-
-def plot_learning_curves(records: list[dict], path: str) -> None:
-  """Train loss, and test accuracy of the network and of every block's local head, per epoch."""
-  import matplotlib
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
-  epochs = [r['epoch'] for r in records]
-  fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-  ax_loss.plot(epochs, [_or_nan(r.get('train_loss')) for r in records], label='train loss')
-  ax_loss.set_xlabel('epoch')
-  ax_loss.set_ylabel('loss')
-  ax_loss.legend()
-  heads = sorted({k for r in records for k in r if k.startswith('test/') and
-                  k.endswith('/accuracy')})
-  for key in heads:
-    ax_acc.plot(epochs, [_or_nan(r.get(key)) for r in records], lw=0.8, alpha=0.7,
-                label=key[len('test/'):-len('/accuracy')])
-  ax_acc.plot(epochs, [_or_nan(r.get('test_accuracy')) for r in records], 'k', lw=2,
-              label='network')
-  ax_acc.set_xlabel('epoch')
-  ax_acc.set_ylabel('test accuracy')
-  ax_acc.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)

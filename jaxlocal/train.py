@@ -28,7 +28,8 @@ from jaxlocal import methods
 from jaxlocal.blocks import Learner
 from jaxlocal.checkpoint import Checkpointer
 from jaxlocal.data.augment import Augment
-from jaxlocal.metrics import JsonlWriter, plot_learning_curves
+from jaxlocal.metrics import JsonlWriter
+from jaxlocal.plots import plot_learning_curves
 from jaxlocal.schedules import Phase
 
 log = logging.getLogger('jaxlocal')

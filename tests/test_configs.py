@@ -11,12 +11,10 @@ import pytest
 
 from conftest import REPO
 from jaxlocal.blocks import init_blocks, param_count
+from jaxlocal.data import DATASETS
 from jaxlocal.methods.local_error import network_blocks
 from jaxlocal.recipes import RECIPES, local_error_config
 
-IMAGE_SHAPES = {'mnist': (28, 28, 1), 'fashion_mnist': (28, 28, 1), 'kmnist': (28, 28, 1),
-                'cifar10': (32, 32, 3), 'cifar100': (32, 32, 3), 'svhn': (32, 32, 3),
-                'stl10': (96, 96, 3)}
 
 
 def load_config_file(name, arg=None):
@@ -27,7 +25,7 @@ def load_config_file(name, arg=None):
 
 
 def forward_params(config, num_classes=10):
-  shape = IMAGE_SHAPES[config.dataset]
+  shape = DATASETS[config.dataset].image_shape
   blocks = network_blocks(config, num_classes=num_classes, image_shape=shape)
   params, _ = jax.eval_shape(lambda: init_blocks(blocks, jax.random.key(0), jnp.zeros((2, *shape))))
   return param_count([p['forward'] for p in params])
@@ -49,7 +47,7 @@ def test_every_row_of_every_config_file_builds(dataset):
     for loss in ('pred', 'sim', 'predsim', 'glob', 'glob+sim'):
       config = load_config_file(dataset, row)
       config.loss = loss
-      network_blocks(config, num_classes=10, image_shape=IMAGE_SHAPES[dataset])
+      network_blocks(config, num_classes=10, image_shape=DATASETS[dataset].image_shape)
   with pytest.raises(ValueError, match='unknown row'):
     load_config_file(dataset, 'vgg99')
 

@@ -1,12 +1,12 @@
 """Krotov & Hopfield end to end: phases, resume, stacking, baselines, guards, configs."""
 
+import dataclasses
 import json
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 import pytest
 
-from conftest import REPO
 from jaxlocal import train
 from jaxlocal.config_lib import hebbian_config
 from jaxlocal.data import load_dataset
@@ -76,9 +76,9 @@ def test_collapsed_weights_stop_with_a_clear_error(tmp_path):
 
 def test_dot_and_p_current_codes_agree_for_p_2():
   dataset = load_dataset('digits')
-  dataset = type(dataset)(**{**dataset.__dict__, 'mean': np.zeros(1, np.float32),
-                             'std': np.ones(1, np.float32)})
-  W = init_weights(__import__('jax').random.key(0), 16, 64)
+  dataset = dataclasses.replace(dataset, mean=np.zeros(1, np.float32),
+                                std=np.ones(1, np.float32))
+  W = init_weights(jax.random.key(0), 16, 64)
   dot = layer_features(W, dataset, current='dot', p=2.0, n=3.0, unit_norm=False)
   p2 = layer_features(W, dataset, current='p', p=2.0, n=3.0, unit_norm=False)
   np.testing.assert_allclose(dot.x_train, p2.x_train, rtol=1e-5, atol=1e-6)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 
@@ -28,6 +27,7 @@ import optax
 
 from jaxlocal import data as data_lib
 from jaxlocal.blocks import Block, Learner, TrainState, make_learner
+from jaxlocal.metrics import JsonlWriter
 from jaxlocal.models.krotov import PowerHead, PowerLayer, rectified_power
 from jaxlocal.objectives.base import classifier
 from jaxlocal.objectives.krotov import power_error
@@ -144,8 +144,7 @@ def _plot_first_layer(image_shape, p: float):
   def finish(state, workdir):
     plot_receptive_fields(np.asarray(state.params['W']), image_shape,
                           os.path.join(workdir, 'receptive_fields.png'))
-    with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-      records = [json.loads(line) for line in f if line.strip()]
+    records = JsonlWriter(os.path.join(workdir, 'metrics.jsonl')).read()
     curve = [(r['epoch'], r['test/sphere_deviation']) for r in records
              if r.get('phase') == 'hebbian1']
     plot_convergence(curve, p, os.path.join(workdir, 'hebbian_convergence.png'))
