@@ -26,12 +26,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.augment.crop_padding = 0   # pixel jitter: zero-pad by this many pixels, random crop back
   c.augment.flip = False       # random horizontal flip
   c.augment.cutout = 0         # side of one square cutout hole (0 = off)
+  c.classes_per_batch = 0      # > 0: batches drawn from about this many classes (CIFAR-100 sim)
+  c.classes_per_batch_until_epoch = 0   # ... during the first epochs only (0 = all epochs)
   # --- method ---
   c.method = 'local_error'
   c.model = 'vgg8b'            # 'mlp', 'vgg8b', 'vgg11b' or 'vgg:<w>,<w>,M,...'
   c.loss = 'predsim'           # 'pred', 'sim', 'predsim', 'glob', 'glob+sim'
   c.beta = 0.99                # predsim = (1 - beta) pred + beta sim
   c.dim_in_decoder = 4096      # largest input of a pred head (sets its average pooling)
+  c.bpf = False                # backprop-free local losses (feedback alignment, label codes)
+  c.target_proj_size = 128     # bpf: length of the random label codes
   c.num_layers = 1             # fully connected hidden blocks (after the convs for a VGG)
   c.num_hidden = 1024          # their width
   c.feat_mult = 1.0            # conv width multiplier: the (2x) / (3x) rows
@@ -70,7 +74,8 @@ def hebbian_config() -> ml_collections.ConfigDict:
       loss='power',         # 'power': tanh(β S h) with Σ|c − t|^m; 'xent': softmax cross-entropy
       power=4.5,            # n of the rectified power f(x) = x^n of the features
       m=10.0,
-      temperature=10.0,     # β inside the tanh (codes are scaled so winners are ≈ 1)
+      temperature=3.0,      # β inside the tanh (codes are scaled so winners are ≈ 1)
+      code_scale='example', # 'example': each example's codes / its largest; 'dataset': one constant
       current='dot',        # features from W·v (Eq. 1) or 'p': the p-current used in learning
       lr_values=(1e-3, 5e-4, 1e-4, 5e-5, 1e-5),
       lr_boundaries=(100, 150, 200, 250),   # epochs where the next lr value starts

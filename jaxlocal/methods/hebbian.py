@@ -37,13 +37,15 @@ from jaxlocal.rules import hebbian as rule
 from jaxlocal.schedules import Phase
 
 RULES = ('ranking', 'exact')
+CODE_SCALES = ('example', 'dataset')
 
 
 def check_config(config) -> None:
   """Raises ValueError naming the first impossible field of the ``hebbian`` / ``head`` sections."""
   h, head = config.hebbian, config.head
   choices = {'hebbian.rule': (h.rule, RULES), 'hebbian.input_norm': (h.input_norm, ('none', 'unit')),
-             'head.loss': (head.loss, ('power', 'xent')), 'head.current': (head.current, ('dot', 'p'))}
+             'head.loss': (head.loss, ('power', 'xent')), 'head.current': (head.current, ('dot', 'p')),
+             'head.code_scale': (head.code_scale, CODE_SCALES)}
   for name, (value, allowed) in choices.items():
     if value not in allowed:
       raise ValueError(f'unknown {name} {value!r}; choose one of {allowed}')
@@ -93,20 +95,31 @@ def hebbian_learner(h, num_hidden: int, steps_per_epoch: int, unit_norm: bool) -
 
 
 def layer_features(W, dataset: data_lib.Dataset, *, current: str, p: float, n: float,
-                   unit_norm: bool, batch_size: int = 1000) -> data_lib.Dataset:
+                   unit_norm: bool, code_scale: str = 'dataset',
+                   batch_size: int = 1000) -> data_lib.Dataset:
   """The dataset of f(W·v) (or f of the p-current), computed once: x (N, 1, 1, K) float32.
 
-  The codes are divided by one constant, the mean over training examples of each example's
-  largest code, so the winning units sit near 1 like bright pixels: hⁿ reaches ~10⁷ on MNIST
-  for n = 4.5, which saturates any tanh head. A constant scale only changes the initial scale
-  of the next layer's weights, which the paper leaves open.
+  hⁿ reaches ~10⁷ on MNIST for n = 4.5, which saturates any tanh head, so the codes are scaled
+  (the paper leaves this open):
+
+  - ``'example'``: each example's codes divided by its largest, i.e. f(W v / max_μ (W v)_μ)
+    since f is homogeneous of degree n. The winning unit is exactly 1 and the head becomes
+    invariant to the input's contrast v → αv, which would otherwise scale h by αⁿ. On MNIST it
+    fits the training set as the paper's head does (0.3 % train error, 1.72 % test, against
+    1.43 % / 2.16 % for ``'dataset'``).
+  - ``'dataset'``: one constant, the mean over training examples of each example's largest code;
+    it only changes the initial scale of the next layer's weights (used between stacked layers).
   """
+  if code_scale not in CODE_SCALES:
+    raise ValueError(f'unknown code_scale {code_scale!r}; choose one of {CODE_SCALES}')
 
   @jax.jit
   def codes(x):
     v = _flat_inputs(data_lib.preprocess(None, x, mean=dataset.mean, std=dataset.std), unit_norm)
-    currents = v @ W.T if current == 'dot' else rule.currents(W, v, p)
-    return rectified_power(currents, n)
+    h = rectified_power(v @ W.T if current == 'dot' else rule.currents(W, v, p), n)
+    if code_scale == 'example':
+      h = h / jnp.maximum(jnp.max(h, axis=-1, keepdims=True), 1e-30)
+    return h
 
   def apply(x):
     out = [np.asarray(codes(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
@@ -114,7 +127,7 @@ def layer_features(W, dataset: data_lib.Dataset, *, current: str, p: float, n: f
 
   k = W.shape[0]
   x_train, x_test = apply(dataset.x_train), apply(dataset.x_test)
-  scale = max(float(x_train.max(axis=-1).mean()), 1e-30)
+  scale = max(float(x_train.max(axis=-1).mean()), 1e-30) if code_scale == 'dataset' else 1.0
   return dataclasses.replace(
       dataset, x_train=x_train / scale, x_test=x_test / scale,
       mean=np.zeros(k, np.float32), std=np.ones(k, np.float32),
@@ -182,7 +195,7 @@ def phases(config, dataset: data_lib.Dataset) -> list[Phase]:
                       data=functools.partial(
                           _codes_of_previous, p=h.p, n=config.head.power,
                           unit_norm=first_layer_unit_norm(h, len(h.hidden) - 1),
-                          current=config.head.current)))
+                          current=config.head.current, code_scale=config.head.code_scale)))
   return result
 
 
@@ -191,5 +204,6 @@ def first_layer_unit_norm(h, layer: int) -> bool:
   return layer == 0 and h.input_norm == 'unit'
 
 
-def _codes_of_previous(state, data, *, p, n, unit_norm, current='dot'):
-  return layer_features(state.params['W'], data, current=current, p=p, n=n, unit_norm=unit_norm)
+def _codes_of_previous(state, data, *, p, n, unit_norm, current='dot', code_scale='dataset'):
+  return layer_features(state.params['W'], data, current=current, p=p, n=n, unit_norm=unit_norm,
+                        code_scale=code_scale)
