@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jaxlocal.models.feedback import FEEDBACK, cosine_angle, with_true_feedback
 from jaxlocal.objectives.base import LocalObjective, LossFn, as_objective
 
 
@@ -153,6 +154,30 @@ def init_blocks(blocks: Sequence[Block], rng: jax.Array, x: jax.Array):
   return tuple(params), tuple(stats)
 
 
+def has_feedback(params) -> bool:
+  """Whether any layer in ``params`` is trained by feedback alignment."""
+  return any(getattr(path[-1], 'key', None) == FEEDBACK
+             for path, _ in jax.tree_util.tree_leaves_with_path(params))
+
+
+def alignment_angles(blocks: Sequence[Block], params, batch_stats, batch: dict, *,
+                     detach: bool = True) -> dict:
+  """``<block>/fa_angle``: the angle (degrees) between the update feedback alignment gives each
+  block's forward parameters and the true gradient of the same losses (B replaced by W).
+
+  0° is backprop; below 90° the feedback-alignment update still descends the loss.
+  """
+  def total(p):
+    losses, _, _, _ = run_blocks(blocks, p, batch_stats, batch, train=False,
+                                 rng=jax.random.key(0), detach=detach)
+    return sum(losses)
+
+  aligned = jax.grad(total)(params)
+  true = jax.grad(total)(with_true_feedback(params))
+  return {f'{b.name}/fa_angle': cosine_angle(aligned[i]['forward'], true[i]['forward'])
+          for i, b in enumerate(blocks)}
+
+
 def make_learner(blocks: Sequence[Block],
                  optimizers: optax.GradientTransformation | Sequence[optax.GradientTransformation],
                  *, detach: bool = True) -> Learner:
@@ -200,6 +225,9 @@ def make_learner(blocks: Sequence[Block],
     losses, metrics, _, _ = run_blocks(blocks, state.params, state.batch_stats, batch,
                                        train=False, rng=jax.random.key(0), detach=True)
     metrics['loss'] = sum(losses)
+    if has_feedback(state.params):
+      metrics.update(alignment_angles(blocks, state.params, state.batch_stats, batch,
+                                      detach=detach))
     return metrics
 
   return Learner(init, train_step, eval_step)

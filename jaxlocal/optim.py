@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 import optax
 
+from jaxlocal.models.feedback import FEEDBACK
+from jaxlocal.objectives.local_error import LABEL_PROJECTION
+
 OPTIMIZERS = ('adam', 'amsgrad', 'sgd')
+# Random matrices kept in the parameters but not decayed: feedback-alignment B (fixed, or moving
+# by exactly W's increment) and the bpf label projection (fixed).
+UNDECAYED = (FEEDBACK, LABEL_PROJECTION)
+
+
+def decayed(params):
+  """The weight-decay mask: False for the leaves named in :data:`UNDECAYED`."""
+  def keep(path, _):
+    return not (path and getattr(path[-1], 'key', None) in UNDECAYED)
+  return jax.tree_util.tree_map_with_path(keep, params)
 
 
 def step_decay(learning_rate: float, milestones: Sequence[int], factor: float,
@@ -47,7 +61,8 @@ def piecewise_epochs(values: Sequence[float], boundaries: Sequence[int],
 
 def make_optimizer(name: str, schedule: optax.Schedule, *, weight_decay: float = 0.0,
                    momentum: float = 0.0) -> optax.GradientTransformation:
-  """Adam / AMSGrad / SGD with PyTorch-style (L2, added to the gradient) weight decay."""
+  """Adam / AMSGrad / SGD with PyTorch-style (L2, added to the gradient) weight decay, which
+  skips the random matrices of :data:`UNDECAYED`."""
   if name == 'adam':
     tx = optax.adam(schedule)
   elif name == 'amsgrad':
@@ -57,7 +72,7 @@ def make_optimizer(name: str, schedule: optax.Schedule, *, weight_decay: float =
   else:
     raise ValueError(f'unknown optimizer {name!r}; choose one of {OPTIMIZERS}')
   if weight_decay:
-    tx = optax.chain(optax.add_decayed_weights(weight_decay), tx)
+    tx = optax.chain(optax.add_decayed_weights(weight_decay, mask=decayed), tx)
   return tx
 
 

@@ -50,8 +50,15 @@ RECIPES = {
         'vgg11b_3x': dict(model='vgg11b', dropout=0.3, learning_rate=3e-4, feat_mult=3),
         'vgg11b_3x_co': dict(model='vgg11b', dropout=0.3, learning_rate=3e-4, feat_mult=3,
                              cutout=16),
+        # Table 5, no backprop: --bio --num-layers 1, beta 0.01 for predsim, default dim-in-decoder
+        'vgg8b_bpf': dict(model='vgg8b', dropout=0.05, bpf=True, beta=0.01),
+        'vgg8b_2x_bpf': dict(model='vgg8b', dropout=0.1, learning_rate=3e-4, feat_mult=2,
+                             bpf=True, beta=0.01),
     }),
-    'cifar100': (dict(_CIFAR_SCHEDULE, augment=dict(crop_padding=4, flip=True)), {
+    # sim and predsim in the reference add --classes-per-batch 20 until epoch 200; pred and
+    # glob runs turn it off with --config.classes_per_batch=0 (configs/README.md).
+    'cifar100': (dict(_CIFAR_SCHEDULE, augment=dict(crop_padding=4, flip=True),
+                      classes_per_batch=20, classes_per_batch_until_epoch=200), {
         'mlp': dict(MLP_3000, dropout=0.025),
         'vgg8b': dict(model='vgg8b', dropout=0.05),
         'vgg11b': dict(model='vgg11b', dropout=0.05),
@@ -88,5 +95,7 @@ def local_error_config(dataset: str, row: str | None, default_row: str) -> ml_co
   c.augment.update(schedule['augment'])
   c.num_epochs = schedule['num_epochs']
   c.lr_decay_milestones = schedule['lr_decay_milestones']
+  c.classes_per_batch = schedule.get('classes_per_batch', 0)
+  c.classes_per_batch_until_epoch = schedule.get('classes_per_batch_until_epoch', 0)
   c.update(overrides)
   return c

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from jaxlocal.blocks import Learner
 from jaxlocal.data.augment import Augment
+from jaxlocal.data.pipeline import BatchOrder
 from jaxlocal.data.sources import Dataset
 
 
@@ -23,6 +24,7 @@ class Phase:
   and the data of the previous phase (e.g. features of the layer it trained, computed once);
   the first phase gets ``(None, dataset)``. None keeps the previous phase's data.
   ``finish(state, workdir)`` runs when the phase is complete (e.g. to draw plots).
+  ``order`` decides how each epoch's examples are batched.
   """
 
   name: str
@@ -32,3 +34,4 @@ class Phase:
   augment: Augment = Augment()
   data: Callable[[Any, Dataset], Dataset] | None = None
   finish: Callable[[Any, str], None] | None = None
+  order: BatchOrder = BatchOrder()

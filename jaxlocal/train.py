@@ -50,12 +50,13 @@ def _mean_over(sums: dict, count: float) -> dict:
 
 
 def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: int,
-                      augment: Augment, state, x_train, y_train):
+                      augment: Augment, state, x_train, y_train,
+                      order: data_lib.BatchOrder = data_lib.BatchOrder()):
   """Compiles the train step once and returns ``run_epoch``.
 
-  The step is one jitted call that takes batch ``i`` of the epoch's permutation from the
-  on-device dataset, augments it, trains, and adds its metrics to running sums.
-  ``run_epoch(state, key, bar) -> (state, mean train metrics, seconds)`` raises
+  The step is one jitted call that takes batch ``i`` of the epoch's permutation (``order``)
+  from the on-device dataset, augments it, trains, and adds its metrics to running sums.
+  ``run_epoch(state, key, bar, epoch) -> (state, mean train metrics, seconds)`` raises
   :class:`TrainingDivergedError` when a metric stops being finite.
   """
   steps = data_lib.steps_per_epoch(len(x_train), batch_size)
@@ -80,9 +81,10 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
   all_finite = jax.jit(lambda t: jnp.all(jnp.stack([jnp.isfinite(x).all()
                                                    for x in jax.tree.leaves(t)])))
 
-  def run_epoch(state, key, bar):
+  def run_epoch(state, key, bar, epoch):
     perm_key, step_key = jax.random.split(key)
-    perm = data_lib.epoch_permutation(perm_key, len(x_train))
+    perm = order.permutation(perm_key, y_train, epoch=epoch, num_classes=dataset.num_classes,
+                             batch_size=batch_size)
     sums = new_sums()
     started = time.perf_counter()
     for i in range(steps):
@@ -121,15 +123,15 @@ def evaluate(eval_step, state, x, y, batch_size: int) -> dict:
 
 def fit(learner: Learner, dataset: data_lib.Dataset, *, workdir: str, num_epochs: int,
         batch_size: int, seed: int = 0, augment: Augment = Augment(),
-        eval_batch_size: int = 1000, checkpoints_to_keep: int = 2,
-        progress_bar: bool = True) -> dict:
+        order: data_lib.BatchOrder = data_lib.BatchOrder(), eval_batch_size: int = 1000,
+        checkpoints_to_keep: int = 2, progress_bar: bool = True) -> dict:
   """Trains ``learner`` on ``dataset``, evaluating and checkpointing after every epoch.
 
   Resumes from the last checkpoint in ``workdir`` if there is one. Writes
   ``metrics.jsonl`` and ``learning_curves.png`` there. Returns the last epoch's record.
   Raises :class:`TrainingDivergedError` on a NaN/inf loss, leaving the last good checkpoint.
   """
-  phase = Phase('', learner, num_epochs, batch_size, augment)
+  phase = Phase('', learner, num_epochs, batch_size, augment, order=order)
   return fit_phases([phase], dataset, workdir=workdir, seed=seed,
                     eval_batch_size=eval_batch_size, checkpoints_to_keep=checkpoints_to_keep,
                     progress_bar=progress_bar)
@@ -190,7 +192,7 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
     writer.truncate(lambda r: r.get('phase', '') != phase.name or r['epoch'] <= start)
     records = [r for r in writer.read() if r.get('phase', '') == phase.name]
     run_epoch = make_epoch_runner(learner, dataset, batch_size, phase.augment, state, x_train,
-                                  y_train)
+                                  y_train, phase.order)
     eval_step = make_eval_step(learner, dataset)
 
     for epoch in range(start + 1, phase.num_epochs + 1):
@@ -198,7 +200,8 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
                 unit='img', unit_scale=True, disable=None if progress_bar else True,
                 leave=False) as bar:
         try:
-          state, train, seconds = run_epoch(state, jax.random.fold_in(train_key, epoch), bar)
+          state, train, seconds = run_epoch(state, jax.random.fold_in(train_key, epoch), bar,
+                                              epoch)
           if learner.check is not None:
             learner.check(state)
         except FloatingPointError as error:
@@ -294,8 +297,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     phases = method.phases(config, dataset)
   else:
     steps = data_lib.steps_per_epoch(len(dataset.x_train), config.batch_size)
+    order = data_lib.BatchOrder(config.classes_per_batch, config.classes_per_batch_until_epoch)
     phases = [Phase('', method.build(config, dataset, steps), config.num_epochs,
-                    config.batch_size, Augment(**config.augment))]
+                    config.batch_size, Augment(**config.augment), order=order)]
   os.makedirs(workdir, exist_ok=True)
   _save_config(config, workdir)
   print(f'{config.dataset}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images '

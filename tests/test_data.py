@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from jaxlocal import data
-from jaxlocal.data import registry
+from jaxlocal.data import BatchOrder, class_limited_permutation, epoch_permutation, registry
 
 SHARED_DATA = Path(__file__).parents[1].parent / 'shared' / 'data'
 
@@ -364,3 +364,29 @@ def test_eval_batches_cover_each_example_once():
     np.add.at(counts, yb, m)
   np.testing.assert_array_equal(counts, np.ones(23))
   assert batches[-1][2].tolist() == [1, 1, 1, 0, 0]
+
+
+def test_class_limited_batches_hold_few_classes_and_cover_the_epoch():
+  labels = jnp.asarray(np.repeat(np.arange(100), 30)[np.random.default_rng(0).permutation(3000)])
+  perm = np.asarray(class_limited_permutation(jax.random.key(0), labels, 100, 20, 50))
+  assert sorted(perm) == list(range(3000))          # every example once
+  classes = [len(set(np.asarray(labels)[perm[i:i + 50]])) for i in range(0, 3000, 50)]
+  assert max(classes) <= 40 and np.median(classes) <= 20   # only group-straddling batches mix
+  shuffled = np.asarray(epoch_permutation(jax.random.key(0), 3000))
+  assert np.median([len(set(np.asarray(labels)[shuffled[i:i + 50]]))
+                    for i in range(0, 3000, 50)]) > 30
+
+
+def test_batch_order_switches_to_uniform_after_until_epoch():
+  labels = jnp.asarray(np.arange(200) % 10)
+  order = BatchOrder(classes_per_batch=2, until_epoch=3)
+  key = jax.random.key(1)
+  kwargs = dict(num_classes=10, batch_size=20)
+  limited = order.permutation(key, labels, epoch=3, **kwargs)
+  assert len(set(np.asarray(labels)[np.asarray(limited)[:20]])) <= 4
+  np.testing.assert_array_equal(order.permutation(key, labels, epoch=4, **kwargs),
+                                epoch_permutation(key, 200))
+  with pytest.raises(ValueError, match='must be below the 10 classes'):
+    BatchOrder(classes_per_batch=10).permutation(key, labels, epoch=1, **kwargs)
+  with pytest.raises(ValueError, match='>= 0'):
+    BatchOrder(classes_per_batch=-1)

@@ -424,3 +424,84 @@ def test_local_error_rejects_beta_outside_unit_interval(beta):
 @pytest.mark.parametrize('beta', [0.0, 1.0])
 def test_local_error_accepts_beta_at_the_ends(beta):
   local_error(10, 'predsim', beta=beta)
+
+
+# ----------------------------------------------------------------------------------------------
+# backprop-free (bpf) variants
+# ----------------------------------------------------------------------------------------------
+
+
+def np_bce_with_logits(logits, bits) -> float:
+  """PyTorch ``BCEWithLogitsLoss`` (mean over every element), float64."""
+  x = np.asarray(logits, np.float64)
+  return float(np.mean(np.maximum(x, 0) - x * bits + np.log1p(np.exp(-np.abs(x)))))
+
+
+def _bpf_case(h, loss, num_classes, max_features, seed):
+  objective = local_error(num_classes, loss, beta=0.3, max_features=max_features, bpf=True,
+                          target_size=12)
+  aux = objective.init(jax.random.key(seed), jnp.asarray(h))
+  if 'pred' in aux:  # the FA head starts at zero: give it random weights
+    aux = jax.tree.map(lambda a: a, aux)
+    aux['pred']['kernel'] = jnp.asarray(_randn(seed, aux['pred']['kernel'].shape, 0.5))
+    aux['pred']['bias'] = jnp.asarray(_randn(seed + 1, aux['pred']['bias'].shape, 0.5))
+  return objective, aux
+
+
+@pytest.mark.parametrize('shape, max_features, geometry', [
+    ((6, 10), 4096, None),                          # FC block: no pooling
+    ((6, 4, 4, 8), 32, ((2, 2), (0, 0))),            # conv: 2×2 pool, then std over the 2×2 grid
+    ((6, 7, 7, 8), 16, ((8, 4), (4, 2))),            # conv: the reference's non-square pooling
+])
+def test_bpf_predsim_matches_numpy(shape, max_features, geometry):
+  h = _randn(20, shape) + 0.3
+  objective, aux = _bpf_case(h, 'predsim', 9, max_features, seed=21)
+  loss, metrics = objective.loss(aux, jnp.asarray(h), {'label': jnp.asarray(LABELS)})
+
+  P = np.asarray(aux['label_projection'], np.float64)
+  assert P.shape == (9, 12) and np.all(np.abs(P) <= 1 / 3)
+  codes = np.eye(9)[LABELS] @ P
+  pooled = np_avg_pool(h, *geometry) if geometry else np.asarray(h, np.float64)
+  logits = pooled.reshape(6, -1) @ np.asarray(aux['pred']['kernel'], np.float64) + \
+      np.asarray(aux['pred']['bias'], np.float64)
+  pred = np_bce_with_logits(logits, (codes > 0).astype(np.float64))
+  sim = float(np.mean((np_similarity(pooled) - np_similarity(codes))**2))
+  np.testing.assert_allclose(float(metrics['pred_loss']), pred, atol=ATOL, rtol=0)
+  np.testing.assert_allclose(float(metrics['sim_loss']), sim, atol=ATOL, rtol=0)
+  np.testing.assert_allclose(float(loss), 0.7 * pred + 0.3 * sim, atol=ATOL, rtol=0)
+  scores = logits @ np.sign(P).T
+  np.testing.assert_allclose(float(metrics['accuracy']), np.mean(scores.argmax(1) == LABELS))
+
+
+def test_bpf_has_no_trainable_map_before_sim_and_a_zero_fa_head():
+  h = _randn(22, (6, 4, 4, 8))
+  objective = local_error(9, 'predsim', bpf=True)
+  aux = objective.init(jax.random.key(0), jnp.asarray(h))
+  assert set(aux) == {'pred', 'label_projection'}
+  assert set(aux['pred']) == {'kernel', 'bias', 'feedback'}
+  assert not np.any(aux['pred']['kernel']) and not np.any(aux['pred']['bias'])
+  assert np.all(np.asarray(aux['pred']['feedback']) != 0)
+  assert aux['label_projection'].shape == (9, 128)
+  assert set(local_error(9, 'sim', bpf=True).init(jax.random.key(0), jnp.asarray(h))) == \
+      {'label_projection'}
+
+
+def test_bpf_gradients_reach_h_through_the_feedback_matrix_and_never_the_projection():
+  h = jnp.asarray(_randn(23, (6, 10)))
+  objective, aux = _bpf_case(h, 'pred', 9, 4096, seed=24)
+  batch = {'label': jnp.asarray(LABELS)}
+  grad_aux, grad_h = jax.grad(lambda a, x: objective.loss(a, x, batch)[0], argnums=(0, 1))(aux, h)
+  assert not np.any(grad_aux['label_projection'])
+  assert not np.any(grad_aux['pred']['feedback'])
+  # δh = δlogits Bᵀ: recompute δlogits from the BCE by hand
+  P = np.asarray(aux['label_projection'], np.float64)
+  bits = (np.eye(9)[LABELS] @ P > 0).astype(np.float64)
+  logits = np.asarray(h, np.float64) @ np.asarray(aux['pred']['kernel']) + np.asarray(aux['pred']['bias'])
+  d_logits = (1 / (1 + np.exp(-logits)) - bits) / logits.size
+  np.testing.assert_allclose(grad_h, d_logits @ np.asarray(aux['pred']['feedback'], np.float64).T,
+                             atol=1e-6)
+
+
+def test_bpf_rejects_an_empty_label_code():
+  with pytest.raises(ValueError, match='target_size'):
+    local_error(10, 'pred', bpf=True, target_size=0)

@@ -2,11 +2,13 @@
 
 MLP and VGG8B/VGG11B networks whose hidden blocks each train on their own ``pred``, ``sim`` or
 ``predsim`` loss, and the same networks trained by global backprop (``glob``), optionally with
-every block's sim loss added (``glob+sim``, the paper's Table 9).
+every block's sim loss added (``glob+sim``, the paper's Table 9). ``bpf=True`` gives the
+backprop-free local losses of Table 5 (feedback-alignment pred head, random label codes).
 
 Config fields read here: ``model`` ('mlp', 'vgg8b', 'vgg11b' or 'vgg:<spec>'), ``loss``,
-``beta``, ``dim_in_decoder``, ``num_layers``, ``num_hidden``, ``feat_mult``, ``nonlin``
-('relu', 'leakyrelu' or 'auto'), ``dropout``, ``batch_norm``, and the optimiser fields.
+``beta``, ``dim_in_decoder``, ``bpf``, ``target_proj_size``, ``num_layers``, ``num_hidden``,
+``feat_mult``, ``nonlin`` ('relu', 'leakyrelu' or 'auto'), ``dropout``, ``batch_norm``, and the
+optimiser fields.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def check_config(config) -> None:
   if config.num_hidden <= 0 or config.dim_in_decoder <= 0 or config.feat_mult <= 0:
     raise ValueError('num_hidden, dim_in_decoder and feat_mult must be positive, got '
                      f'{config.num_hidden}, {config.dim_in_decoder}, {config.feat_mult}')
+  if config.bpf and config.loss not in LOSSES:
+    raise ValueError(f'bpf (backprop-free) needs a local loss {LOSSES}, got {config.loss!r}: '
+                     'global backprop has no backprop-free form')
   min_layers = 1 if config.model == 'mlp' else 0
   if config.num_layers < min_layers:
     raise ValueError(f'num_layers must be >= {min_layers} for model {config.model!r}, '
@@ -61,7 +66,8 @@ def network_blocks(config, *, num_classes: int, image_shape: tuple[int, int, int
     kind = 'conv' if i < len(forwards) - config.num_layers else 'fc'
     index = i + 1 if kind == 'conv' else i + 1 - (len(forwards) - config.num_layers)
     objective = None if hidden_loss is None else local_error(
-        num_classes, hidden_loss, beta=config.beta, max_features=config.dim_in_decoder)
+        num_classes, hidden_loss, beta=config.beta, max_features=config.dim_in_decoder,
+        bpf=config.bpf, target_size=config.target_proj_size)
     blocks.append(Block(forward, objective, name=f'{kind}{index}'))
 
   output_weight = 1.0 - config.beta if config.loss == 'predsim' else 1.0

@@ -1,4 +1,5 @@
-"""Nøkland & Eidnes (2019), "Training Neural Networks with Local Error Signals": pred, sim, predsim.
+"""Nøkland & Eidnes (2019), "Training Neural Networks with Local Error Signals": pred, sim, predsim
+and their backprop-free (bpf) variants.
 
 The formulas follow the reference code (``anokland/local-loss``), including its details: the
 per-channel spatial std (unbiased) that reduces conv maps before the similarity matrix, the
@@ -10,11 +11,15 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
-from jaxlocal.models.heads import PredHead, SimProjection
-from jaxlocal.objectives.base import LocalObjective, accuracy, cross_entropy
+from jaxlocal.models.feedback import FADense
+from jaxlocal.models.heads import PredHead, SimProjection, pool_for_pred
+from jaxlocal.models.layers import uniform_fan_in
+from jaxlocal.objectives.base import LocalObjective, accuracy, batch_mean, cross_entropy
 
 LOSSES = ('pred', 'sim', 'predsim')
+LABEL_PROJECTION = 'label_projection'   # a fixed random matrix: no gradient, no weight decay
 
 
 def similarity_matrix(x: jax.Array) -> jax.Array:
@@ -38,18 +43,46 @@ def label_similarity(labels: jax.Array, num_classes: int) -> jax.Array:
   return similarity_matrix(jax.nn.one_hot(labels, num_classes))
 
 
+def _pairs_mean(squared: jax.Array, batch: dict) -> jax.Array:
+  """Mean of a (B, B) matrix over the pairs of real (unmasked) examples."""
+  mask = batch.get('mask')
+  if mask is None:
+    return jnp.mean(squared)
+  pairs = mask[:, None] * mask[None, :]
+  return jnp.sum(squared * pairs) / jnp.maximum(jnp.sum(pairs), 1.0)
+
+
 def sim_loss(projected: jax.Array, batch: dict, num_classes: int) -> jax.Array:
   """L_sim = mean_ij (S(T(h))_ij − S(Y)_ij)², over the pairs of real (unmasked) examples.
 
   ``projected`` is T(h), the output of the block's :class:`SimProjection`.
   """
   target = jax.lax.stop_gradient(label_similarity(batch['label'], num_classes))
-  squared = jnp.square(similarity_matrix(projected) - target)
-  mask = batch.get('mask')
-  if mask is None:
-    return jnp.mean(squared)
-  pairs = mask[:, None] * mask[None, :]
-  return jnp.sum(squared * pairs) / jnp.maximum(jnp.sum(pairs), 1.0)
+  return _pairs_mean(jnp.square(similarity_matrix(projected) - target), batch)
+
+
+def bpf_sim_loss(pooled: jax.Array, label_codes: jax.Array, batch: dict) -> jax.Array:
+  """Backprop-free sim: mean_ij (S(pool(h))_ij − S(Y P)_ij)², no trainable map before S.
+
+  ``pooled`` is the pred head's average-pooled h; ``label_codes`` (B, T) are the one-hot labels
+  through the fixed random projection P (K, T), so the target is 1 within a class and the
+  random correlation of two class codes across classes.
+  """
+  target = jax.lax.stop_gradient(similarity_matrix(label_codes))
+  return _pairs_mean(jnp.square(similarity_matrix(pooled) - target), batch)
+
+
+def bpf_pred_loss(logits: jax.Array, label_codes: jax.Array, batch: dict) -> jax.Array:
+  """Backprop-free pred: binary cross-entropy of the T logits against the class code's bits
+  1[Y P > 0], averaged over the T bits and the batch (PyTorch's ``BCEWithLogitsLoss``)."""
+  bits = jax.lax.stop_gradient((label_codes > 0).astype(logits.dtype))
+  return batch_mean(jnp.mean(optax.sigmoid_binary_cross_entropy(logits, bits), axis=-1), batch)
+
+
+def code_accuracy(logits: jax.Array, projection: jax.Array, batch: dict) -> jax.Array:
+  """Accuracy of the bpf pred head: the class whose ±1 code (sign of its row of P) best agrees
+  with the T logits."""
+  return accuracy(logits @ jnp.sign(projection).T, batch)
 
 
 def predsim_loss(pred: jax.Array, sim: jax.Array, beta: float) -> jax.Array:
@@ -58,41 +91,66 @@ def predsim_loss(pred: jax.Array, sim: jax.Array, beta: float) -> jax.Array:
 
 
 class LocalErrorHeads(nn.Module):
-  """The auxiliary part of a block: the pred head and/or the sim projection it needs."""
+  """The auxiliary part of a block: the pred head and/or the sim projection its loss needs.
+
+  Returns ``(logits, sim_input, projection)``. Backprop-free (``bpf``): the pred head is a
+  feedback-alignment linear layer to ``target_size`` outputs on the pooled h, the sim loss reads
+  the pooled h directly, and ``projection`` is the fixed random label projection P (K, T),
+  uniform in ±1/√K like the reference's ``proj_y``. Otherwise ``projection`` is None.
+  """
 
   num_classes: int
   loss: str
   max_features: int = 4096
+  bpf: bool = False
+  target_size: int = 128
 
   @nn.compact
   def __call__(self, h):
-    logits = PredHead(self.num_classes, self.max_features, name='pred')(h) \
-        if self.loss in ('pred', 'predsim') else None
-    projected = SimProjection(name='sim')(h) if self.loss in ('sim', 'predsim') else None
-    return logits, projected
+    wants_pred = self.loss in ('pred', 'predsim')
+    wants_sim = self.loss in ('sim', 'predsim')
+    if not self.bpf:
+      logits = PredHead(self.num_classes, self.max_features, name='pred')(h) if wants_pred else None
+      return logits, SimProjection(name='sim')(h) if wants_sim else None, None
+    pooled = pool_for_pred(h, self.max_features).reshape(h.shape[0], -1)
+    logits = FADense(self.target_size, zero_init=True, name='pred')(pooled) if wants_pred else None
+    projection = self.param(LABEL_PROJECTION, uniform_fan_in(self.num_classes),
+                            (self.num_classes, self.target_size))
+    return logits, pool_for_pred(h, self.max_features) if wants_sim else None, projection
 
 
 def local_error(num_classes: int, loss: str = 'predsim', *, beta: float = 0.99,
-                max_features: int = 4096) -> LocalObjective:
+                max_features: int = 4096, bpf: bool = False,
+                target_size: int = 128) -> LocalObjective:
   """The block objective ``loss`` ∈ {'pred', 'sim', 'predsim'} with its heads as aux params.
 
   ``max_features`` is the reference's ``--dim-in-decoder``: the pred head's input size limit.
-  Metrics: ``pred_loss`` and ``accuracy`` (pred head), ``sim_loss`` (sim projection).
+  ``bpf`` selects the backprop-free variant (the reference's ``--bio``, the paper's Table 5) with
+  ``target_size`` the length of the random label codes (``--target-proj-size``).
+  Metrics: ``pred_loss`` and ``accuracy`` (pred head), ``sim_loss`` (sim part).
   """
   if loss not in LOSSES:
     raise ValueError(f'unknown local loss {loss!r}; choose one of {LOSSES}')
   if not 0.0 <= beta <= 1.0:
     raise ValueError(f'beta must lie in [0, 1], got {beta}')
-  heads = LocalErrorHeads(num_classes, loss, max_features)
+  if target_size < 1:
+    raise ValueError(f'the label code length target_size must be >= 1, got {target_size}')
+  heads = LocalErrorHeads(num_classes, loss, max_features, bpf, target_size)
 
   def loss_fn(aux_params, h, batch):
-    logits, projected = heads.apply({'params': aux_params}, h)
+    logits, sim_input, projection = heads.apply({'params': aux_params}, h)
     metrics = {}
+    if bpf:
+      projection = jax.lax.stop_gradient(projection)
+      codes = jax.nn.one_hot(batch['label'], num_classes) @ projection
     if logits is not None:
-      metrics['pred_loss'] = cross_entropy(logits, batch)
-      metrics['accuracy'] = accuracy(logits, batch)
-    if projected is not None:
-      metrics['sim_loss'] = sim_loss(projected, batch, num_classes)
+      metrics['pred_loss'] = bpf_pred_loss(logits, codes, batch) if bpf else \
+          cross_entropy(logits, batch)
+      metrics['accuracy'] = code_accuracy(logits, projection, batch) if bpf else \
+          accuracy(logits, batch)
+    if sim_input is not None:
+      metrics['sim_loss'] = bpf_sim_loss(sim_input, codes, batch) if bpf else \
+          sim_loss(sim_input, batch, num_classes)
     if loss == 'pred':
       total = metrics['pred_loss']
     elif loss == 'sim':
