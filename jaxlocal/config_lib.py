@@ -42,6 +42,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.nonlin = 'auto'            # 'relu', 'leakyrelu', or 'auto' (leaky with a sim loss)
   c.dropout = 0.0
   c.batch_norm = True
+  c.freeze_hidden = False      # True: random, frozen hidden blocks; only the output layer trains
   # --- optimisation ---
   c.optimizer = 'adam'         # 'adam', 'amsgrad', 'sgd'
   c.learning_rate = 5e-4

@@ -63,6 +63,21 @@ def test_digits_run_learns_and_writes_metrics(tmp_path, capsys):
   assert last_line.startswith('final: epoch 2/2 test_accuracy=')
 
 
+def test_frozen_hidden_baseline_trains_only_the_output_layer():
+  config = tiny_config(freeze_hidden=True)
+  dataset = data_lib.load_dataset('digits', image_size=16)
+  learner = methods.get_method('local_error').build(config, dataset, steps_per_epoch=10)
+  images = data_lib.preprocess(None, dataset.x_train[:32], mean=dataset.mean, std=dataset.std)
+  batch = {'image': images, 'label': jnp.asarray(dataset.y_train[:32])}
+  state = learner.init(jax.random.key(0), images)
+  new, metrics = jax.jit(learner.train_step)(state, batch, jax.random.key(1))
+  assert set(metrics) == {'loss', 'accuracy', 'output/loss', 'output/xent', 'output/accuracy'}
+  for before, after in zip(state.params[:-1], new.params[:-1]):
+    jax.tree.map(np.testing.assert_array_equal, after, before)
+  assert not np.allclose(new.params[-1]['forward']['Dense_0']['linear']['kernel'],
+                         state.params[-1]['forward']['Dense_0']['linear']['kernel'])
+
+
 def test_resume_is_exact(tmp_path):
   full, split = tmp_path / 'full', tmp_path / 'split'
   train.train_and_evaluate(tiny_config(num_epochs=2), str(full))

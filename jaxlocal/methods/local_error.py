@@ -7,11 +7,13 @@ backprop-free local losses of Table 5 (feedback-alignment pred head, random labe
 
 Config fields read here: ``model`` ('mlp', 'vgg8b', 'vgg11b' or 'vgg:<spec>'), ``loss``,
 ``beta``, ``dim_in_decoder``, ``bpf``, ``target_proj_size``, ``num_layers``, ``num_hidden``,
-``feat_mult``, ``nonlin`` ('relu', 'leakyrelu' or 'auto'), ``dropout``, ``batch_norm``, and the
-optimiser fields.
+``feat_mult``, ``nonlin`` ('relu', 'leakyrelu' or 'auto'), ``dropout``, ``batch_norm``,
+``freeze_hidden``, and the optimiser fields.
 """
 
 from __future__ import annotations
+
+import optax
 
 from jaxlocal.blocks import Block, Learner, make_learner
 from jaxlocal.models.mlp import OutputLayer, mlp_blocks
@@ -61,6 +63,8 @@ def network_blocks(config, *, num_classes: int, image_shape: tuple[int, int, int
                          dropout=config.dropout, use_batch_norm=config.batch_norm)
 
   hidden_loss = {'glob': None, 'glob+sim': 'sim'}.get(config.loss, config.loss)
+  if config.freeze_hidden:
+    hidden_loss = None
   blocks = []
   for i, forward in enumerate(forwards):
     kind = 'conv' if i < len(forwards) - config.num_layers else 'fc'
@@ -70,15 +74,24 @@ def network_blocks(config, *, num_classes: int, image_shape: tuple[int, int, int
         bpf=config.bpf, target_size=config.target_proj_size)
     blocks.append(Block(forward, objective, name=f'{kind}{index}'))
 
-  output_weight = 1.0 - config.beta if config.loss == 'predsim' else 1.0
+  output_weight = 1.0 - config.beta if config.loss == 'predsim' and not config.freeze_hidden \
+      else 1.0
   blocks.append(Block(OutputLayer(num_classes, zero_init=config.loss != 'glob'),
                       classifier(output_weight), name='output'))
   return blocks
 
 
 def build(config, dataset, steps_per_epoch: int) -> Learner:
-  """The :class:`~jaxlocal.blocks.Learner` for ``config`` on ``dataset``."""
+  """The :class:`~jaxlocal.blocks.Learner` for ``config`` on ``dataset``.
+
+  ``freeze_hidden=True`` is the random-features baseline: the hidden blocks keep their random
+  initial weights (only their BatchNorm statistics follow the data) and only the output layer
+  trains, on their detached features.
+  """
   blocks = network_blocks(config, num_classes=dataset.num_classes,
                           image_shape=dataset.image_shape)
-  return make_learner(blocks, optimizer_from_config(config, steps_per_epoch),
-                      detach=config.loss in LOSSES)
+  optimizer = optimizer_from_config(config, steps_per_epoch)
+  if config.freeze_hidden:
+    frozen = [optax.set_to_zero()] * (len(blocks) - 1)
+    return make_learner(blocks, frozen + [optimizer], detach=True)
+  return make_learner(blocks, optimizer, detach=config.loss in LOSSES)
