@@ -84,3 +84,20 @@ def hebbian_config() -> ml_collections.ConfigDict:
   c.num_epochs = 300
   c.batch_size = 100
   return c
+
+
+def associated_config() -> ml_collections.ConfigDict:
+  """The fields of Associated Learning (``method='associated'``): MLP_AL on MNIST with the
+  thesis' recipe (batch 32, Adam 1e-4, 200 epochs); ``model`` is 'mlp' or 'cnn'."""
+  c = base_config()
+  c.method = 'associated'
+  c.model = 'mlp'
+  c.dataset = 'mnist'
+  c.associated = ml_collections.ConfigDict(dict(
+      width=1024,            # n: every target code, bridge output and MLP_AL forward width
+      target_lr_factor=2.0,  # g and h train at this multiple of learning_rate
+  ))
+  c.learning_rate = 1e-4
+  c.batch_size = 32
+  c.num_epochs = 200
+  return c

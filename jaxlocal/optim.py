@@ -41,6 +41,17 @@ def step_decay(learning_rate: float, milestones: Sequence[int], factor: float,
   return schedule
 
 
+def fraction_decay(learning_rate: float, total_steps: int,
+                   fractions: Sequence[float] = (0.4, 0.6, 0.8, 0.9),
+                   factors: Sequence[float] = (0.1, 0.1, 0.1, 0.5)) -> optax.Schedule:
+  """lr multiplied by ``factors[j]`` once ``fractions[j]`` of ``total_steps`` are done: the
+  Associated Learning thesis' schedule (×0.1 at 40, 60 and 80 %, ×0.5 at 90 %)."""
+  if len(fractions) != len(factors):
+    raise ValueError(f'{len(fractions)} fractions need as many factors, got {len(factors)}')
+  return optax.piecewise_constant_schedule(
+      learning_rate, {int(f * total_steps): x for f, x in zip(fractions, factors)})
+
+
 def piecewise_epochs(values: Sequence[float], boundaries: Sequence[int],
                      steps_per_epoch: int) -> optax.Schedule:
   """lr = values[j] during the epochs after boundaries[j-1] (0-based epoch e uses the value of

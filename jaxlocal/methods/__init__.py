@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from jaxlocal.methods import hebbian, local_error
+from jaxlocal.methods import associated, hebbian, local_error
 
 METHODS = {
+    'associated': associated,
     'hebbian': hebbian,
     'local_error': local_error,
 }

@@ -1,0 +1,136 @@
+"""Associated Learning (Kao & Chen 2021; thesis, NCU 2020).
+
+Block i has a forward function f_i, a bridge b_i, a target encoder g_i and a target decoder h_i.
+With s_0 = x and t_0 = y (one-hot), and sg = stop_gradient between blocks:
+
+  s_i = f_i(sg(s_{i−1})),   t_i = g_i(sg(t_{i−1}))
+  associated loss   L_i  = MSE(b_i(s_i), sg(t_i))        trains f_i and b_i
+  autoencoder loss  L'_i = MSE(h_i(t_i), sg(t_{i−1}))     trains g_i and h_i (t_i not stopped)
+
+Every loss reaches only its own block, so one ``value_and_grad`` of Σ_i (L_i + L'_i) inside one
+jitted step gives each group its local gradient; f and b train at ``learning_rate``, g and h at
+``associated.target_lr_factor`` × it (2 in the reference). Inference runs the inverse path:
+ŷ = h_1 ∘ … ∘ h_N(b_N(f_N ∘ … ∘ f_1(x))); shortcut inference from depth ℓ uses b_ℓ and h_ℓ … h_1.
+
+Config fields: ``model`` ('mlp' or 'cnn'), ``associated.width`` (n, the width of every target
+code and bridge), ``associated.target_lr_factor``, ``learning_rate``, ``num_epochs``.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxlocal.blocks import Learner, TrainState
+from jaxlocal.models.associated import Bridge, SigmoidDense, apply, forward_modules
+from jaxlocal.objectives.base import accuracy, batch_mean
+from jaxlocal.optim import fraction_decay
+
+FORWARD, TARGET = 'forward', 'target'
+GROUP_OF_PART = {'f': FORWARD, 'b': FORWARD, 'g': TARGET, 'h': TARGET}
+
+
+def check_config(config) -> None:
+  """Raises ValueError naming the first impossible field."""
+  forward_modules(config.model, 1)  # validates the model name
+  a = config.associated
+  if a.width < 1 or a.target_lr_factor <= 0 or config.learning_rate <= 0:
+    raise ValueError(f'need associated.width >= 1, associated.target_lr_factor > 0 and '
+                     f'learning_rate > 0; got {a.width}, {a.target_lr_factor}, '
+                     f'{config.learning_rate}')
+
+
+def _mse(prediction: jax.Array, target: jax.Array, batch: dict) -> jax.Array:
+  """Mean squared error over features, then over the batch's real examples."""
+  return batch_mean(jnp.mean(jnp.square(prediction - target), axis=-1), batch)
+
+
+def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: int,
+                            forward_optimizer: optax.GradientTransformation,
+                            target_optimizer: optax.GradientTransformation):
+  """The AL network with the given f_1 … f_N: returns ``(learner, predict)``.
+
+  ``state.params[i] = {'f', 'b', 'g', 'h'}``; h_1 outputs the ``num_classes`` class scores.
+  ``predict(params, x, depth)`` (B, K) is the inverse-path inference from block ``depth``
+  (``depth = N`` is the full network).
+  """
+  depth = len(forwards)
+  bridges = [Bridge(width) for _ in range(depth)]
+  encoders = [SigmoidDense(width) for _ in range(depth)]
+  decoders = [SigmoidDense(num_classes if i == 0 else width) for i in range(depth)]
+  tx = optax.multi_transform(
+      {FORWARD: forward_optimizer, TARGET: target_optimizer},
+      lambda params: tuple({part: GROUP_OF_PART[part] for part in block} for block in params))
+
+  def init(rng, x):
+    s, t = x, jnp.zeros((x.shape[0], num_classes), jnp.float32)
+    params = []
+    for i in range(depth):
+      kf, kb, kg, kh = jax.random.split(jax.random.fold_in(rng, i), 4)
+      block = {'f': forwards[i].init(kf, s)['params']}
+      s = apply(forwards[i], block['f'], s)
+      block['b'] = bridges[i].init(kb, s)['params']
+      block['g'] = encoders[i].init(kg, t)['params']
+      t = apply(encoders[i], block['g'], t)
+      block['h'] = decoders[i].init(kh, t)['params']
+      params.append(block)
+    params = tuple(params)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=(),
+                      opt_state=tx.init(params))
+
+  def local_losses(params, batch):
+    """The associated and autoencoder losses of every block, and the last s."""
+    s = batch['image']
+    t = jax.nn.one_hot(batch['label'], num_classes)
+    metrics, total = {}, 0.0
+    for i, p in enumerate(params):
+      s_in, t_in = jax.lax.stop_gradient(s), jax.lax.stop_gradient(t)
+      s = apply(forwards[i], p['f'], s_in)
+      t = apply(encoders[i], p['g'], t_in)
+      assoc = _mse(apply(bridges[i], p['b'], s), jax.lax.stop_gradient(t), batch)
+      ae = _mse(apply(decoders[i], p['h'], t), t_in, batch)
+      metrics[f'block{i + 1}/assoc_loss'], metrics[f'block{i + 1}/ae_loss'] = assoc, ae
+      total = total + assoc + ae
+    return total, metrics
+
+  def train_step(state, batch, rng):
+    del rng
+    (loss, metrics), grads = jax.value_and_grad(local_losses, has_aux=True)(state.params, batch)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics['loss'] = loss
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+  def eval_step(state, batch):
+    loss, metrics = local_losses(state.params, batch)
+    metrics['loss'] = loss
+    for ell in range(1, depth + 1):
+      scores = shortcut_predict(state.params, batch['image'], ell)
+      metrics[f'depth{ell}/accuracy'] = accuracy(scores, batch)
+    metrics['accuracy'] = metrics[f'depth{depth}/accuracy']
+    return metrics
+
+  def shortcut_predict(params, x, ell):
+    s = x
+    for i in range(ell):
+      s = apply(forwards[i], params[i]['f'], s)
+    t = apply(bridges[ell - 1], params[ell - 1]['b'], s)
+    for i in reversed(range(ell)):
+      t = apply(decoders[i], params[i]['h'], t)
+    return t
+
+  return Learner(init, train_step, eval_step), shortcut_predict
+
+
+def build(config, dataset, steps_per_epoch: int) -> Learner:
+  """The AL learner of ``config`` (Adam; the thesis' step decay over the whole run)."""
+  check_config(config)
+  a = config.associated
+  total = steps_per_epoch * config.num_epochs
+  forward_optimizer = optax.adam(fraction_decay(config.learning_rate, total))
+  target_optimizer = optax.adam(fraction_decay(a.target_lr_factor * config.learning_rate, total))
+  learner, _ = make_associated_learner(forward_modules(config.model, a.width), a.width,
+                                       dataset.num_classes, forward_optimizer, target_optimizer)
+  return learner
