@@ -96,6 +96,8 @@ def associated_config() -> ml_collections.ConfigDict:
   c.associated = ml_collections.ConfigDict(dict(
       width=1024,            # n: every target code, bridge output and MLP_AL forward width
       target_lr_factor=2.0,  # g and h train at this multiple of learning_rate
+      backprop=False,        # True: the inference path with ReLU trained end to end (BP baseline)
+      metafeature_examples=2000,   # test examples for the final inter/intra distance ratios
   ))
   c.learning_rate = 1e-4
   c.batch_size = 32

@@ -1,5 +1,7 @@
 """Associated Learning: gradient routing, the inverse-path inference, a short run that learns."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,6 +91,9 @@ def test_short_mnist_run_of_mlp_al_learns(tmp_path, shared_data):
   # (measured 0.53 full depth, 0.78 from depth 1); chance is 0.1
   assert final['test_accuracy'] > 0.4
   assert final['test/depth1/accuracy'] > 0.6
+  ratios = json.loads((tmp_path / 'metafeatures.json').read_text())
+  assert set(ratios) == {'block1', 'block2'}
+  assert all(r['ratio'] > 0 and r['intra'] > 0 for r in ratios.values())
 
 
 @pytest.mark.parametrize('field, value, message', [
@@ -101,3 +106,25 @@ def test_bad_associated_config(tmp_path, field, value, message):
   config[field] = value
   with pytest.raises(ValueError, match=message):
     train.train_and_evaluate(config, str(tmp_path))
+
+
+@pytest.mark.parametrize('row, widths', [
+    ('mlp_bp', [1024, 1024, 5120, 1024, 1024, 10]),
+    ('cnn_bp', [32, 32, 32, 32, 64, 64, 64, 64, 1280, 256, 256, 256, 256, 10]),
+])
+def test_backprop_baseline_is_the_inference_path(row, widths):
+  from jaxlocal import methods
+  from test_configs import synthetic
+  config = load_config_file('al_mnist', row)
+  learner = methods.get_method('associated').build(config, synthetic(config), steps_per_epoch=1)
+  state = jax.eval_shape(learner.init, jax.random.key(0), jnp.zeros((2, 28, 28, 1)))
+  kernels = [leaf.shape[-1] for path, leaf in jax.tree_util.tree_leaves_with_path(state.params)
+             if path[-1].key == 'kernel']
+  assert kernels == widths
+  al = methods.get_method('associated').build(load_config_file('al_mnist', row[:3]),
+                                              synthetic(config), steps_per_epoch=1)
+  al_state = jax.eval_shape(al.init, jax.random.key(0), jnp.zeros((2, 28, 28, 1)))
+  prediction_path = [p for i, block in enumerate(al_state.params) for part, p in block.items()
+                     if part in ('f', 'h') or (part == 'b' and i == len(al_state.params) - 1)]
+  count = lambda tree: sum(x.size for x in jax.tree.leaves(tree))
+  assert count(prediction_path) == count(state.params)

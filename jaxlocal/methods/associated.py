@@ -13,20 +13,29 @@ jitted step gives each group its local gradient; f and b train at ``learning_rat
 ŷ = h_1 ∘ … ∘ h_N(b_N(f_N ∘ … ∘ f_1(x))); shortcut inference from depth ℓ uses b_ℓ and h_ℓ … h_1.
 
 Config fields: ``model`` ('mlp' or 'cnn'), ``associated.width`` (n, the width of every target
-code and bridge), ``associated.target_lr_factor``, ``learning_rate``, ``num_epochs``.
+code and bridge), ``associated.target_lr_factor``, ``associated.backprop`` (the thesis' BP
+baseline instead), ``learning_rate``, ``num_epochs``.
 """
 
 from __future__ import annotations
+
+import json
+import os
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxlocal.blocks import Learner, TrainState
-from jaxlocal.models.associated import Bridge, SigmoidDense, apply, forward_modules
-from jaxlocal.objectives.base import accuracy, batch_mean
+from jaxlocal import data as data_lib
+from jaxlocal.blocks import Block, Learner, TrainState, make_learner
+from jaxlocal.data.augment import Augment
+from jaxlocal.evaluation import class_distance_ratio
+from jaxlocal.models.associated import (Bridge, InversePathHead, SigmoidDense, apply,
+                                        forward_modules)
+from jaxlocal.objectives.base import accuracy, batch_mean, classifier
 from jaxlocal.optim import fraction_decay
+from jaxlocal.schedules import Phase
 
 FORWARD, TARGET = 'forward', 'target'
 GROUP_OF_PART = {'f': FORWARD, 'b': FORWARD, 'g': TARGET, 'h': TARGET}
@@ -124,13 +133,63 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
   return Learner(init, train_step, eval_step), shortcut_predict
 
 
+def backprop_baseline(model: str, width: int, num_classes: int,
+                      optimizer: optax.GradientTransformation) -> Learner:
+  """The thesis' BP baseline: the inference path of the AL network (f_1 … f_N, b_N, h_N … h_1)
+  with ReLU, trained end to end on cross-entropy; the same parameter count as its prediction
+  path."""
+  forwards = forward_modules(model, width, activation='relu')
+  blocks = [Block(f, name=f'block{i + 1}') for i, f in enumerate(forwards)]
+  blocks.append(Block(InversePathHead(width, len(forwards), num_classes), classifier(),
+                      name='output'))
+  return make_learner(blocks, optimizer, detach=False)
+
+
 def build(config, dataset, steps_per_epoch: int) -> Learner:
-  """The AL learner of ``config`` (Adam; the thesis' step decay over the whole run)."""
+  """The AL learner of ``config`` (Adam; the thesis' step decay over the whole run), or its
+  backprop baseline when ``associated.backprop``."""
   check_config(config)
   a = config.associated
   total = steps_per_epoch * config.num_epochs
+  if a.backprop:
+    return backprop_baseline(config.model, a.width, dataset.num_classes,
+                             optax.adam(fraction_decay(config.learning_rate, total)))
   forward_optimizer = optax.adam(fraction_decay(config.learning_rate, total))
   target_optimizer = optax.adam(fraction_decay(a.target_lr_factor * config.learning_rate, total))
   learner, _ = make_associated_learner(forward_modules(config.model, a.width), a.width,
                                        dataset.num_classes, forward_optimizer, target_optimizer)
   return learner
+
+
+def block_representations(config, params, x: jax.Array) -> list[jax.Array]:
+  """s_1 … s_N, the output of every forward function, for the AL network or its BP baseline."""
+  backprop = config.associated.backprop
+  forwards = forward_modules(config.model, config.associated.width,
+                             activation='relu' if backprop else 'elu')
+  outputs, s = [], x
+  for f, block in zip(forwards, params):
+    s = apply(f, block['forward'] if backprop else block['f'], s)
+    outputs.append(s)
+  return outputs
+
+
+def _write_metafeatures(config, dataset):
+  """The phase's finish: each block's inter/intra class distance ratio on the test set
+  (at most ``associated.metafeature_examples`` examples) in ``metafeatures.json``."""
+  def finish(state, workdir):
+    n = min(config.associated.metafeature_examples, len(dataset.x_test))
+    x = data_lib.preprocess(None, dataset.x_test[:n], mean=dataset.mean, std=dataset.std)
+    ratios = {f'block{i + 1}': class_distance_ratio(s, dataset.y_test[:n])
+              for i, s in enumerate(block_representations(config, state.params, x))}
+    with open(os.path.join(workdir, 'metafeatures.json'), 'w') as f:
+      json.dump(ratios, f, indent=2)
+    print('inter/intra class distance ratio per block: ' + ' '.join(
+        f'{name}={r["ratio"]:.3f}' for name, r in ratios.items()), flush=True)
+  return finish
+
+
+def phases(config, dataset) -> list[Phase]:
+  """One phase (AL or its BP baseline) that ends by measuring every block's metafeatures."""
+  steps = data_lib.steps_per_epoch(len(dataset.x_train), config.batch_size)
+  return [Phase('', build(config, dataset, steps), config.num_epochs, config.batch_size,
+                Augment(**config.augment), finish=_write_metafeatures(config, dataset))]

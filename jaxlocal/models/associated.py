@@ -2,7 +2,9 @@
 
 f_i maps s_{i−1} to s_i (ELU); the bridge b_i maps s_i towards the target code t_i; the target
 encoder g_i maps t_{i−1} to t_i and the decoder h_i maps t_i back to t_{i−1} (all sigmoid).
-Every layer uses He-normal initialisation, as the reference does.
+Every layer uses He-normal initialisation, as the reference does. The backprop baselines of the
+thesis are the inference path f_1 … f_N, b_N, h_N … h_1 with ReLU, trained end to end
+(:class:`InversePathHead` is its part after f_N).
 """
 
 from __future__ import annotations
@@ -41,14 +43,18 @@ class Bridge(nn.Module):
     return nn.sigmoid(_dense(self.features)(z))
 
 
+ACTIVATIONS = {'elu': nn.elu, 'relu': nn.relu}
+
+
 class DenseForward(nn.Module):
-  """MLP_AL's f_i: ELU(Dense(x)) on the flattened x."""
+  """MLP_AL's f_i: ELU(Dense(x)) on the flattened x (ReLU in the backprop baseline)."""
 
   features: int
+  activation: str = 'elu'
 
   @nn.compact
   def __call__(self, x):
-    return nn.elu(_dense(self.features)(x.reshape(x.shape[0], -1)))
+    return ACTIVATIONS[self.activation](_dense(self.features)(x.reshape(x.shape[0], -1)))
 
 
 class ConvForward(nn.Module):
@@ -56,24 +62,42 @@ class ConvForward(nn.Module):
 
   channels: Sequence[int]
   stride: int = 1
+  activation: str = 'elu'
 
   @nn.compact
   def __call__(self, x):
     for j, c in enumerate(self.channels):
       last = j == len(self.channels) - 1
-      x = nn.elu(nn.Conv(c, (3, 3), strides=self.stride if last else 1, padding='SAME',
-                         kernel_init=he_normal)(x))
+      x = ACTIVATIONS[self.activation](nn.Conv(c, (3, 3), strides=self.stride if last else 1,
+                                               padding='SAME', kernel_init=he_normal)(x))
     return x
 
 
-def forward_modules(model: str, width: int) -> list[nn.Module]:
+def forward_modules(model: str, width: int, activation: str = 'elu') -> list[nn.Module]:
   """The f_i of ``model``: 'mlp' (two Dense(width) blocks) or 'cnn' (four conv blocks)."""
   if model == 'mlp':
-    return [DenseForward(width), DenseForward(width)]
+    return [DenseForward(width, activation) for _ in range(2)]
   if model == 'cnn':
-    return [ConvForward((32, 32)), ConvForward((32, 32), stride=2), ConvForward((64, 64)),
-            ConvForward((64, 64), stride=2)]
+    return [ConvForward((32, 32), 1, activation), ConvForward((32, 32), 2, activation),
+            ConvForward((64, 64), 1, activation), ConvForward((64, 64), 2, activation)]
   raise ValueError(f"unknown Associated Learning model {model!r}; choose 'mlp' or 'cnn'")
+
+
+class InversePathHead(nn.Module):
+  """The backprop baseline after f_N: Dense 5n, Dense n (b_N), N − 1 × Dense n (h_N … h_2), all
+  ReLU, then the logits Dense K (h_1). (B, ...) -> (B, K)."""
+
+  width: int
+  depth: int
+  num_classes: int
+  expansion: int = 5
+
+  @nn.compact
+  def __call__(self, s):
+    z = s.reshape(s.shape[0], -1)
+    for features in (self.expansion * self.width,) + (self.width,) * self.depth:
+      z = nn.relu(_dense(features)(z))
+    return _dense(self.num_classes)(z)
 
 
 def apply(module: nn.Module, params, x: jax.Array) -> jax.Array:
