@@ -77,3 +77,25 @@ def plot_learning_curves(records: list[dict], path: str) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def plot_tsne(panels, path: str, seed: int = 0) -> None:
+  """Side-by-side 2-D t-SNE maps (scikit-learn) of representations, one colour per class.
+
+  ``panels``: a sequence of ``(title, features (N, ...), labels (N,))``.
+  """
+  from sklearn.manifold import TSNE
+
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5), squeeze=False)
+  for ax, (title, features, labels) in zip(axes[0], panels):
+    flat = np.asarray(features, np.float32).reshape(len(features), -1)
+    points = TSNE(n_components=2, init='pca', random_state=seed,
+                  perplexity=min(30.0, (len(flat) - 1) / 3)).fit_transform(flat)
+    ax.scatter(points[:, 0], points[:, 1], c=np.asarray(labels), cmap='tab10', s=4)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

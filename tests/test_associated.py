@@ -128,3 +128,18 @@ def test_backprop_baseline_is_the_inference_path(row, widths):
                      if part in ('f', 'h') or (part == 'b' and i == len(al_state.params) - 1)]
   count = lambda tree: sum(x.size for x in jax.tree.leaves(tree))
   assert count(prediction_path) == count(state.params)
+
+
+def test_tsne_of_an_al_and_a_bp_run_side_by_side(tmp_path):
+  from jaxlocal.tsne import tsne_of_runs
+  for row in ('mlp', 'mlp_bp'):
+    config = load_config_file('al_mnist', row)
+    config.update(dataset='digits', num_epochs=1, learning_rate=1e-3, progress_bar=False)
+    config.associated.width = 32
+    train.train_and_evaluate(config, str(tmp_path / row))
+  out = tmp_path / 'tsne.png'
+  tsne_of_runs([str(tmp_path / 'mlp'), str(tmp_path / 'mlp_bp')], block=2, examples=150,
+               out=str(out))
+  assert out.stat().st_size > 0
+  with pytest.raises(ValueError, match='has blocks 1..2'):
+    tsne_of_runs([str(tmp_path / 'mlp')], block=3, examples=150, out=str(out))

@@ -1,0 +1,76 @@
+"""t-SNE of one block's representation in several finished Associated Learning / BP runs.
+
+  python -m jaxlocal.tsne --workdirs=runs/al_mlp,runs/al_mlp_bp --block=2 --out=tsne_block2.png
+
+Each workdir's saved config and last checkpoint are restored; the block's output s_ℓ on the first
+``--examples`` test images is mapped to 2-D, one panel per run (the thesis' §3.3 figures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import ml_collections
+from absl import app, flags
+
+from jaxlocal import data as data_lib
+from jaxlocal import methods
+from jaxlocal.checkpoint import Checkpointer
+from jaxlocal.methods.associated import block_representations
+from jaxlocal.plots import plot_tsne
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list('workdirs', None, 'Finished runs of configs/al_*.py (AL or BP rows).')
+flags.DEFINE_integer('block', 1, 'Which block output s_ℓ to map (1-based).')
+flags.DEFINE_integer('examples', 2000, 'Test examples to map.')
+flags.DEFINE_string('out', 'tsne.png', 'Path of the PNG.')
+
+
+def restored_run(workdir: str):
+  """(config, dataset, state) of the last checkpoint of a finished run."""
+  with open(os.path.join(workdir, 'config.json')) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  if config.method != 'associated':
+    raise ValueError(f'{workdir} is a {config.method!r} run; t-SNE of blocks needs an '
+                     'Associated Learning run (configs/al_*.py)')
+  dataset = data_lib.load_dataset(config.dataset, data_dir=config.data_dir or None,
+                                  train_examples=config.train_examples,
+                                  image_size=config.image_size)
+  learner = methods.get_method('associated').phases(config, dataset)[0].learner
+  like = jax.jit(learner.init)(jax.random.key(0), jax.numpy.zeros((2, *dataset.image_shape)))
+  checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'))
+  epoch = checkpointer.latest_epoch()
+  if not epoch:
+    raise FileNotFoundError(f'no checkpoint in {workdir}/checkpoints: train the run first')
+  state = checkpointer.restore(epoch, like)
+  checkpointer.close()
+  return config, dataset, state
+
+
+def tsne_of_runs(workdirs, block: int, examples: int, out: str) -> None:
+  panels = []
+  for workdir in workdirs:
+    config, dataset, state = restored_run(workdir)
+    x = data_lib.preprocess(None, dataset.x_test[:examples], mean=dataset.mean, std=dataset.std)
+    outputs = block_representations(config, state.params, x)
+    if not 1 <= block <= len(outputs):
+      raise ValueError(f'--block={block}: {workdir} has blocks 1..{len(outputs)}')
+    kind = 'BP' if config.associated.backprop else 'AL'
+    panels.append((f'{kind} {config.model} block {block} ({os.path.basename(workdir)})',
+                   outputs[block - 1], dataset.y_test[:examples]))
+  plot_tsne(panels, out)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not FLAGS.workdirs:
+    raise app.UsageError('--workdirs needs at least one run directory')
+  tsne_of_runs(FLAGS.workdirs, FLAGS.block, FLAGS.examples, FLAGS.out)
+  print(f'wrote {FLAGS.out}')
+
+
+if __name__ == '__main__':
+  app.run(main)
