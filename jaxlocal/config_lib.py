@@ -98,6 +98,7 @@ def associated_config() -> ml_collections.ConfigDict:
       target_lr_factor=2.0,  # g and h train at this multiple of learning_rate
       backprop=False,        # True: the inference path with ReLU trained end to end (BP baseline)
       metafeature_examples=2000,   # test examples for the final inter/intra distance ratios
+      standardize_input=False,     # per-image standardisation before f_1 (the CIFAR recipe)
   ))
   c.learning_rate = 1e-4
   c.batch_size = 32

@@ -143,3 +143,14 @@ def test_tsne_of_an_al_and_a_bp_run_side_by_side(tmp_path):
   assert out.stat().st_size > 0
   with pytest.raises(ValueError, match='has blocks 1..2'):
     tsne_of_runs([str(tmp_path / 'mlp')], block=3, examples=150, out=str(out))
+
+
+def test_per_image_standardisation_is_the_first_step_of_f1():
+  from jaxlocal.models.associated import per_image_standardize
+  x = jax.random.uniform(jax.random.key(0), (3, 4, 4, 3)) * 5 + 2
+  z = np.asarray(per_image_standardize(x)).reshape(3, -1)
+  np.testing.assert_allclose(z.mean(1), 0, atol=1e-5)
+  np.testing.assert_allclose(z.std(1), 1, rtol=1e-4)
+  f = forward_modules('cnn', WIDTH, standardize_input=True)[0]
+  params = f.init(jax.random.key(1), x)['params']
+  np.testing.assert_allclose(apply(f, params, 3 * x + 7), apply(f, params, x), atol=1e-4)

@@ -14,7 +14,8 @@ jitted step gives each group its local gradient; f and b train at ``learning_rat
 
 Config fields: ``model`` ('mlp' or 'cnn'), ``associated.width`` (n, the width of every target
 code and bridge), ``associated.target_lr_factor``, ``associated.backprop`` (the thesis' BP
-baseline instead), ``learning_rate``, ``num_epochs``.
+baseline instead), ``associated.standardize_input`` (per-image standardisation at the input, the
+CIFAR recipe), ``learning_rate``, ``num_epochs``.
 """
 
 from __future__ import annotations
@@ -133,12 +134,17 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
   return Learner(init, train_step, eval_step), shortcut_predict
 
 
-def backprop_baseline(model: str, width: int, num_classes: int,
+def _forwards(config, backprop: bool) -> list[nn.Module]:
+  a = config.associated
+  return forward_modules(config.model, a.width, activation='relu' if backprop else 'elu',
+                         standardize_input=a.standardize_input)
+
+
+def backprop_baseline(forwards: list[nn.Module], width: int, num_classes: int,
                       optimizer: optax.GradientTransformation) -> Learner:
   """The thesis' BP baseline: the inference path of the AL network (f_1 … f_N, b_N, h_N … h_1)
-  with ReLU, trained end to end on cross-entropy; the same parameter count as its prediction
-  path."""
-  forwards = forward_modules(model, width, activation='relu')
+  with ReLU (``forwards``), trained end to end on cross-entropy; the same parameter count as
+  its prediction path."""
   blocks = [Block(f, name=f'block{i + 1}') for i, f in enumerate(forwards)]
   blocks.append(Block(InversePathHead(width, len(forwards), num_classes), classifier(),
                       name='output'))
@@ -152,20 +158,19 @@ def build(config, dataset, steps_per_epoch: int) -> Learner:
   a = config.associated
   total = steps_per_epoch * config.num_epochs
   if a.backprop:
-    return backprop_baseline(config.model, a.width, dataset.num_classes,
+    return backprop_baseline(_forwards(config, True), a.width, dataset.num_classes,
                              optax.adam(fraction_decay(config.learning_rate, total)))
   forward_optimizer = optax.adam(fraction_decay(config.learning_rate, total))
   target_optimizer = optax.adam(fraction_decay(a.target_lr_factor * config.learning_rate, total))
-  learner, _ = make_associated_learner(forward_modules(config.model, a.width), a.width,
-                                       dataset.num_classes, forward_optimizer, target_optimizer)
+  learner, _ = make_associated_learner(_forwards(config, False), a.width, dataset.num_classes,
+                                       forward_optimizer, target_optimizer)
   return learner
 
 
 def block_representations(config, params, x: jax.Array) -> list[jax.Array]:
   """s_1 … s_N, the output of every forward function, for the AL network or its BP baseline."""
   backprop = config.associated.backprop
-  forwards = forward_modules(config.model, config.associated.width,
-                             activation='relu' if backprop else 'elu')
+  forwards = _forwards(config, backprop)
   outputs, s = [], x
   for f, block in zip(forwards, params):
     s = apply(f, block['forward'] if backprop else block['f'], s)

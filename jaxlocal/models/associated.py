@@ -9,10 +9,12 @@ thesis are the inference path f_1 … f_N, b_N, h_N … h_1 with ReLU, trained e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 he_normal = nn.initializers.he_normal()
 
@@ -46,14 +48,26 @@ class Bridge(nn.Module):
 ACTIVATIONS = {'elu': nn.elu, 'relu': nn.relu}
 
 
+def per_image_standardize(x: jax.Array) -> jax.Array:
+  """(x − mean) / max(std, 1/√N) over each example's N values (TensorFlow's
+  ``per_image_standardization``, the reference's CIFAR input step)."""
+  flat = x.reshape(x.shape[0], -1)
+  mean = flat.mean(axis=1, keepdims=True)
+  std = jnp.maximum(flat.std(axis=1, keepdims=True), 1.0 / math.sqrt(flat.shape[1]))
+  return ((flat - mean) / std).reshape(x.shape)
+
+
 class DenseForward(nn.Module):
   """MLP_AL's f_i: ELU(Dense(x)) on the flattened x (ReLU in the backprop baseline)."""
 
   features: int
   activation: str = 'elu'
+  standardize_input: bool = False
 
   @nn.compact
   def __call__(self, x):
+    if self.standardize_input:
+      x = per_image_standardize(x)
     return ACTIVATIONS[self.activation](_dense(self.features)(x.reshape(x.shape[0], -1)))
 
 
@@ -63,9 +77,12 @@ class ConvForward(nn.Module):
   channels: Sequence[int]
   stride: int = 1
   activation: str = 'elu'
+  standardize_input: bool = False
 
   @nn.compact
   def __call__(self, x):
+    if self.standardize_input:
+      x = per_image_standardize(x)
     for j, c in enumerate(self.channels):
       last = j == len(self.channels) - 1
       x = ACTIVATIONS[self.activation](nn.Conv(c, (3, 3), strides=self.stride if last else 1,
@@ -73,12 +90,17 @@ class ConvForward(nn.Module):
     return x
 
 
-def forward_modules(model: str, width: int, activation: str = 'elu') -> list[nn.Module]:
-  """The f_i of ``model``: 'mlp' (two Dense(width) blocks) or 'cnn' (four conv blocks)."""
+def forward_modules(model: str, width: int, activation: str = 'elu',
+                    standardize_input: bool = False) -> list[nn.Module]:
+  """The f_i of ``model``: 'mlp' (two Dense(width) blocks) or 'cnn' (four conv blocks).
+
+  ``standardize_input`` makes f_1 start with :func:`per_image_standardize`.
+  """
+  first = dict(standardize_input=standardize_input)
   if model == 'mlp':
-    return [DenseForward(width, activation) for _ in range(2)]
+    return [DenseForward(width, activation, **first), DenseForward(width, activation)]
   if model == 'cnn':
-    return [ConvForward((32, 32), 1, activation), ConvForward((32, 32), 2, activation),
+    return [ConvForward((32, 32), 1, activation, **first), ConvForward((32, 32), 2, activation),
             ConvForward((64, 64), 1, activation), ConvForward((64, 64), 2, activation)]
   raise ValueError(f"unknown Associated Learning model {model!r}; choose 'mlp' or 'cnn'")
 
