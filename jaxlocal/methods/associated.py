@@ -12,7 +12,7 @@ jitted step gives each group its local gradient; f and b train at ``learning_rat
 ``associated.target_lr_factor`` × it (2 in the reference). Inference runs the inverse path:
 ŷ = h_1 ∘ … ∘ h_N(b_N(f_N ∘ … ∘ f_1(x))); shortcut inference from depth ℓ uses b_ℓ and h_ℓ … h_1.
 
-Config fields: ``model`` ('mlp' or 'cnn'), ``associated.width`` (n, the width of every target
+Config fields: ``model`` ('mlp', 'cnn' or 'vgg'), ``weight_decay`` (L2), ``associated.width`` (n, the width of every target
 code and bridge), ``associated.target_lr_factor``, ``associated.backprop`` (the thesis' BP
 baseline instead), ``associated.standardize_input`` (per-image standardisation at the input, the
 CIFAR recipe), ``learning_rate``, ``num_epochs``.
@@ -35,7 +35,7 @@ from jaxlocal.evaluation import class_distance_ratio
 from jaxlocal.models.associated import (Bridge, InversePathHead, SigmoidDense, apply,
                                         forward_modules)
 from jaxlocal.objectives.base import accuracy, batch_mean, classifier
-from jaxlocal.optim import fraction_decay
+from jaxlocal.optim import fraction_decay, make_optimizer
 from jaxlocal.schedules import Phase
 
 FORWARD, TARGET = 'forward', 'target'
@@ -152,16 +152,18 @@ def backprop_baseline(forwards: list[nn.Module], width: int, num_classes: int,
 
 
 def build(config, dataset, steps_per_epoch: int) -> Learner:
-  """The AL learner of ``config`` (Adam; the thesis' step decay over the whole run), or its
-  backprop baseline when ``associated.backprop``."""
+  """The AL learner of ``config`` (Adam with L2 ``weight_decay``; the thesis' step decay over
+  the whole run), or its backprop baseline when ``associated.backprop``."""
   check_config(config)
   a = config.associated
   total = steps_per_epoch * config.num_epochs
+  adam = lambda lr: make_optimizer('adam', fraction_decay(lr, total),
+                                   weight_decay=config.weight_decay)
   if a.backprop:
     return backprop_baseline(_forwards(config, True), a.width, dataset.num_classes,
-                             optax.adam(fraction_decay(config.learning_rate, total)))
-  forward_optimizer = optax.adam(fraction_decay(config.learning_rate, total))
-  target_optimizer = optax.adam(fraction_decay(a.target_lr_factor * config.learning_rate, total))
+                             adam(config.learning_rate))
+  forward_optimizer = adam(config.learning_rate)
+  target_optimizer = adam(a.target_lr_factor * config.learning_rate)
   learner, _ = make_associated_learner(_forwards(config, False), a.width, dataset.num_classes,
                                        forward_optimizer, target_optimizer)
   return learner

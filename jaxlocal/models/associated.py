@@ -90,9 +90,39 @@ class ConvForward(nn.Module):
     return x
 
 
+class VGGForward(nn.Module):
+  """VGG_AL's f_i: ``spec`` lists 3×3 'same' conv widths (ELU) and 'M' (2×2 max-pool), or
+  Dense widths after a flatten when ``dense`` (NHWC)."""
+
+  spec: Sequence[int | str]
+  activation: str = 'elu'
+  dense: bool = False
+  standardize_input: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    if self.standardize_input:
+      x = per_image_standardize(x)
+    act = ACTIVATIONS[self.activation]
+    if self.dense:
+      x = x.reshape(x.shape[0], -1)
+    for item in self.spec:
+      if item == 'M':
+        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      elif self.dense:
+        x = act(_dense(item)(x))
+      else:
+        x = act(nn.Conv(item, (3, 3), padding='SAME', kernel_init=he_normal)(x))
+    return x
+
+
+MODELS = ('mlp', 'cnn', 'vgg')
+
+
 def forward_modules(model: str, width: int, activation: str = 'elu',
                     standardize_input: bool = False) -> list[nn.Module]:
-  """The f_i of ``model``: 'mlp' (two Dense(width) blocks) or 'cnn' (four conv blocks).
+  """The f_i of ``model``: 'mlp' (two Dense(width) blocks), 'cnn' (four conv blocks) or 'vgg'
+  (VGG_AL: [128, 256, M], [256, 512, M], [512, M, 512, M], [Dense 1024, Dense 1024]; no BN).
 
   ``standardize_input`` makes f_1 start with :func:`per_image_standardize`.
   """
@@ -102,7 +132,11 @@ def forward_modules(model: str, width: int, activation: str = 'elu',
   if model == 'cnn':
     return [ConvForward((32, 32), 1, activation, **first), ConvForward((32, 32), 2, activation),
             ConvForward((64, 64), 1, activation), ConvForward((64, 64), 2, activation)]
-  raise ValueError(f"unknown Associated Learning model {model!r}; choose 'mlp' or 'cnn'")
+  if model == 'vgg':
+    return [VGGForward((128, 256, 'M'), activation, **first),
+            VGGForward((256, 512, 'M'), activation), VGGForward((512, 'M', 512, 'M'), activation),
+            VGGForward((1024, 1024), activation, dense=True)]
+  raise ValueError(f'unknown Associated Learning model {model!r}; choose one of {MODELS}')
 
 
 class InversePathHead(nn.Module):
