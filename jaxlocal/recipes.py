@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxlocal.config_lib import base_config
+from jaxlocal.config_lib import associated_config, base_config
 
 _MNIST_SCHEDULE = dict(num_epochs=100, lr_decay_milestones=(50, 75, 89, 94))
 _FASHION_SCHEDULE = dict(num_epochs=200, lr_decay_milestones=(100, 150, 175, 188))
@@ -98,4 +98,43 @@ def local_error_config(dataset: str, row: str | None, default_row: str) -> ml_co
   c.classes_per_batch = schedule.get('classes_per_batch', 0)
   c.classes_per_batch_until_epoch = schedule.get('classes_per_batch_until_epoch', 0)
   c.update(overrides)
+  return c
+
+
+# Associated Learning (Kao & Chen, thesis Tables 3.1–3.3): dataset -> (input recipe, {row: ...}).
+# Rows name the AL network; '<row>_bp' is its backprop baseline (the same prediction path, ReLU).
+_AL_CIFAR_INPUT = dict(standardize_input=True, augment=dict(crop_padding=4, flip=True))
+AL_RECIPES = {
+    'mnist': (dict(standardize_input=False, augment=dict()), {
+        'mlp': dict(model='mlp', width=1024),
+        'cnn': dict(model='cnn', width=256),
+    }),
+    'cifar10': (_AL_CIFAR_INPUT, {
+        'mlp': dict(model='mlp', width=3000),
+        'cnn': dict(model='cnn', width=256),
+        'vgg': dict(model='vgg', width=300, weight_decay=1e-5),
+    }),
+    'cifar100': (_AL_CIFAR_INPUT, {
+        'mlp': dict(model='mlp', width=3000),
+        'cnn': dict(model='cnn', width=500),
+        'vgg': dict(model='vgg', width=500, weight_decay=1e-5),
+    }),
+}
+
+
+def associated_learning_config(dataset: str, row: str) -> ml_collections.ConfigDict:
+  """The config of AL row ``row`` ('mlp', 'cnn', 'vgg', or any of them + '_bp') on ``dataset``."""
+  inputs, rows = AL_RECIPES[dataset]
+  model, _, bp = row.partition('_')
+  if model not in rows or bp not in ('', 'bp'):
+    raise ValueError(f'unknown row {row!r} for {dataset}; choose one of {sorted(rows)}, each '
+                     f'optionally with _bp (as --config=configs/al_{dataset}.py:<row>)')
+  recipe = dict(rows[model])
+  c = associated_config()
+  c.dataset = dataset
+  c.model = recipe['model']
+  c.weight_decay = recipe.get('weight_decay', 0.0)
+  c.associated.update(width=recipe['width'], backprop=bp == 'bp',
+                      standardize_input=inputs['standardize_input'])
+  c.augment.update(inputs['augment'])
   return c

@@ -154,3 +154,9 @@ def test_per_image_standardisation_is_the_first_step_of_f1():
   f = forward_modules('cnn', WIDTH, standardize_input=True)[0]
   params = f.init(jax.random.key(1), x)['params']
   np.testing.assert_allclose(apply(f, params, 3 * x + 7), apply(f, params, x), atol=1e-4)
+
+
+def test_unknown_al_rows_name_the_choices():
+  for row in ('vgg', 'mlp_xx', 'resnet20'):
+    with pytest.raises(ValueError, match=r"unknown row .* for mnist; choose one of \['cnn', 'mlp'\]"):
+      load_config_file('al_mnist', row)

@@ -20,7 +20,8 @@ from jaxlocal.recipes import RECIPES, local_error_config
 
 CONFIG_FILES = sorted(p.stem for p in (REPO / 'configs').glob('*.py'))
 VARIANTS = {'hebbian_mnist': ('quick', 'sgd'), 'hebbian_cifar10': ('quick', 'sgd'), 'al_mnist': ('cnn', 'mlp_bp', 'cnn_bp'),
-            'al_cifar10': ('mlp', 'mlp_bp', 'cnn_bp', 'vgg', 'vgg_bp')}
+            'al_cifar10': ('mlp', 'mlp_bp', 'cnn_bp', 'vgg', 'vgg_bp'),
+            'al_cifar100': ('mlp', 'vgg', 'cnn_bp')}
 
 def load_config_file(name, arg=None):
   spec = importlib.util.spec_from_file_location(name, REPO / 'configs' / f'{name}.py')
