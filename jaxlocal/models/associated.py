@@ -57,44 +57,14 @@ def per_image_standardize(x: jax.Array) -> jax.Array:
   return ((flat - mean) / std).reshape(x.shape)
 
 
-class DenseForward(nn.Module):
-  """MLP_AL's f_i: ELU(Dense(x)) on the flattened x (ReLU in the backprop baseline)."""
+class ForwardStage(nn.Module):
+  """One f_i. ``spec`` lists its layers in order: ``c`` a 3×3 'same' conv with c channels,
+  ``(c, stride)`` a strided one, ``'M'`` a 2×2 max-pool; with ``dense`` the input is flattened
+  and each ``c`` is a Dense layer. ELU after every conv/dense (ReLU in the backprop baseline);
+  ``standardize_input`` first applies :func:`per_image_standardize`. NHWC.
+  """
 
-  features: int
-  activation: str = 'elu'
-  standardize_input: bool = False
-
-  @nn.compact
-  def __call__(self, x):
-    if self.standardize_input:
-      x = per_image_standardize(x)
-    return ACTIVATIONS[self.activation](_dense(self.features)(x.reshape(x.shape[0], -1)))
-
-
-class ConvForward(nn.Module):
-  """CNN_AL's f_i: 3×3 'same' convs with ELU, the last one with ``stride`` (NHWC)."""
-
-  channels: Sequence[int]
-  stride: int = 1
-  activation: str = 'elu'
-  standardize_input: bool = False
-
-  @nn.compact
-  def __call__(self, x):
-    if self.standardize_input:
-      x = per_image_standardize(x)
-    for j, c in enumerate(self.channels):
-      last = j == len(self.channels) - 1
-      x = ACTIVATIONS[self.activation](nn.Conv(c, (3, 3), strides=self.stride if last else 1,
-                                               padding='SAME', kernel_init=he_normal)(x))
-    return x
-
-
-class VGGForward(nn.Module):
-  """VGG_AL's f_i: ``spec`` lists 3×3 'same' conv widths (ELU) and 'M' (2×2 max-pool), or
-  Dense widths after a flatten when ``dense`` (NHWC)."""
-
-  spec: Sequence[int | str]
+  spec: Sequence[int | str | tuple[int, int]]
   activation: str = 'elu'
   dense: bool = False
   standardize_input: bool = False
@@ -112,7 +82,9 @@ class VGGForward(nn.Module):
       elif self.dense:
         x = act(_dense(item)(x))
       else:
-        x = act(nn.Conv(item, (3, 3), padding='SAME', kernel_init=he_normal)(x))
+        channels, stride = item if isinstance(item, tuple) else (item, 1)
+        x = act(nn.Conv(channels, (3, 3), strides=stride, padding='SAME',
+                        kernel_init=he_normal)(x))
     return x
 
 
@@ -126,16 +98,16 @@ def forward_modules(model: str, width: int, activation: str = 'elu',
 
   ``standardize_input`` makes f_1 start with :func:`per_image_standardize`.
   """
-  first = dict(standardize_input=standardize_input)
-  if model == 'mlp':
-    return [DenseForward(width, activation, **first), DenseForward(width, activation)]
-  if model == 'cnn':
-    return [ConvForward((32, 32), 1, activation, **first), ConvForward((32, 32), 2, activation),
-            ConvForward((64, 64), 1, activation), ConvForward((64, 64), 2, activation)]
-  if model == 'vgg':
-    return [VGGForward((128, 256, 'M'), activation, **first),
-            VGGForward((256, 512, 'M'), activation), VGGForward((512, 'M', 512, 'M'), activation),
-            VGGForward((1024, 1024), activation, dense=True)]
+  specs = {
+      'mlp': [((width,), True), ((width,), True)],
+      'cnn': [((32, 32), False), ((32, (32, 2)), False), ((64, 64), False),
+              ((64, (64, 2)), False)],
+      'vgg': [((128, 256, 'M'), False), ((256, 512, 'M'), False), ((512, 'M', 512, 'M'), False),
+              ((1024, 1024), True)],
+  }
+  if model in specs:
+    return [ForwardStage(spec, activation, dense, standardize_input=standardize_input and i == 0)
+            for i, (spec, dense) in enumerate(specs[model])]
   raise ValueError(f'unknown Associated Learning model {model!r}; choose one of {MODELS}')
 
 
