@@ -286,7 +286,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """Loads the data, builds the config's method and trains it; returns the last epoch's record.
 
   A method module provides ``phases(config, dataset) -> [Phase]``, or ``build(config, dataset,
-  steps_per_epoch) -> Learner`` for a single phase.
+  steps_per_epoch) -> Learner`` for a single phase, optionally with ``finish(config, dataset)``
+  returning that phase's ``finish(state, workdir)`` hook.
   """
   check_config(config)
   dataset = data_lib.load_dataset(config.dataset, data_dir=config.data_dir or None,
@@ -298,8 +299,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
   else:
     steps = data_lib.steps_per_epoch(len(dataset.x_train), config.batch_size)
     order = data_lib.BatchOrder(config.classes_per_batch, config.classes_per_batch_until_epoch)
+    finish = method.finish(config, dataset) if hasattr(method, 'finish') else None
     phases = [Phase('', method.build(config, dataset, steps), config.num_epochs,
-                    config.batch_size, Augment(**config.augment), order=order)]
+                    config.batch_size, Augment(**config.augment), order=order, finish=finish)]
   os.makedirs(workdir, exist_ok=True)
   _save_config(config, workdir)
   print(f'{config.dataset}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images '

@@ -12,6 +12,7 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 from absl import app, flags
 
@@ -38,8 +39,8 @@ def restored_run(workdir: str):
   dataset = data_lib.load_dataset(config.dataset, data_dir=config.data_dir or None,
                                   train_examples=config.train_examples,
                                   image_size=config.image_size)
-  learner = methods.get_method('associated').phases(config, dataset)[0].learner
-  like = jax.jit(learner.init)(jax.random.key(0), jax.numpy.zeros((2, *dataset.image_shape)))
+  learner = methods.get_method('associated').build(config, dataset, steps_per_epoch=1)
+  like = jax.jit(learner.init)(jax.random.key(0), jnp.zeros((2, *dataset.image_shape)))
   checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'))
   epoch = checkpointer.latest_epoch()
   if not epoch:

@@ -1,5 +1,6 @@
 """One module per paper: each exposes ``check_config(config)`` and either
-``build(config, dataset, steps_per_epoch) -> Learner`` or ``phases(config, dataset) -> [Phase]``."""
+``build(config, dataset, steps_per_epoch) -> Learner`` (and optionally ``finish(config, dataset)``,
+the run's end-of-training hook) or ``phases(config, dataset) -> [Phase]``."""
 
 from __future__ import annotations
 

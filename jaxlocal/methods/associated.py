@@ -12,10 +12,10 @@ jitted step gives each group its local gradient; f and b train at ``learning_rat
 ``associated.target_lr_factor`` × it (2 in the reference). Inference runs the inverse path:
 ŷ = h_1 ∘ … ∘ h_N(b_N(f_N ∘ … ∘ f_1(x))); shortcut inference from depth ℓ uses b_ℓ and h_ℓ … h_1.
 
-Config fields: ``model`` ('mlp', 'cnn' or 'vgg'), ``weight_decay`` (L2), ``associated.width`` (n, the width of every target
-code and bridge), ``associated.target_lr_factor``, ``associated.backprop`` (the thesis' BP
-baseline instead), ``associated.standardize_input`` (per-image standardisation at the input, the
-CIFAR recipe), ``learning_rate``, ``num_epochs``.
+Config fields: ``model`` ('mlp', 'cnn' or 'vgg'), ``weight_decay`` (L2), ``associated.width``
+(n, the width of every target code and bridge), ``associated.target_lr_factor``,
+``associated.backprop`` (the thesis' BP baseline instead), ``associated.standardize_input``
+(per-image standardisation at the input, the CIFAR recipe), ``learning_rate``, ``num_epochs``.
 """
 
 from __future__ import annotations
@@ -30,13 +30,11 @@ import optax
 
 from jaxlocal import data as data_lib
 from jaxlocal.blocks import Block, Learner, TrainState, make_learner
-from jaxlocal.data.augment import Augment
 from jaxlocal.evaluation import class_distance_ratio
 from jaxlocal.models.associated import (Bridge, InversePathHead, SigmoidDense, apply,
                                         forward_modules)
 from jaxlocal.objectives.base import accuracy, batch_mean, classifier
 from jaxlocal.optim import fraction_decay, make_optimizer
-from jaxlocal.schedules import Phase
 
 FORWARD, TARGET = 'forward', 'target'
 GROUP_OF_PART = {'f': FORWARD, 'b': FORWARD, 'g': TARGET, 'h': TARGET}
@@ -91,10 +89,10 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
                       opt_state=tx.init(params))
 
   def local_losses(params, batch):
-    """The associated and autoencoder losses of every block, and the last s."""
+    """Σ_i (L_i + L'_i), and (the per-block losses, s_1 … s_N)."""
     s = batch['image']
     t = jax.nn.one_hot(batch['label'], num_classes)
-    metrics, total = {}, 0.0
+    metrics, total, states = {}, 0.0, []
     for i, p in enumerate(params):
       s_in, t_in = jax.lax.stop_gradient(s), jax.lax.stop_gradient(t)
       s = apply(forwards[i], p['f'], s_in)
@@ -103,35 +101,40 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
       ae = _mse(apply(decoders[i], p['h'], t), t_in, batch)
       metrics[f'block{i + 1}/assoc_loss'], metrics[f'block{i + 1}/ae_loss'] = assoc, ae
       total = total + assoc + ae
-    return total, metrics
+      states.append(s)
+    return total, (metrics, states)
+
+  def decode(params, s, ell):
+    """h_1 ∘ … ∘ h_ℓ ∘ b_ℓ applied to s_ℓ: class scores (B, K)."""
+    t = apply(bridges[ell - 1], params[ell - 1]['b'], s)
+    for i in reversed(range(ell)):
+      t = apply(decoders[i], params[i]['h'], t)
+    return t
 
   def train_step(state, batch, rng):
     del rng
-    (loss, metrics), grads = jax.value_and_grad(local_losses, has_aux=True)(state.params, batch)
+    (loss, (metrics, _)), grads = jax.value_and_grad(local_losses, has_aux=True)(
+        state.params, batch)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics['loss'] = loss
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   def eval_step(state, batch):
-    loss, metrics = local_losses(state.params, batch)
+    loss, (metrics, states) = local_losses(state.params, batch)
     metrics['loss'] = loss
-    for ell in range(1, depth + 1):
-      scores = shortcut_predict(state.params, batch['image'], ell)
-      metrics[f'depth{ell}/accuracy'] = accuracy(scores, batch)
+    for ell, s in enumerate(states, start=1):  # every depth decodes the s_ℓ computed above
+      metrics[f'depth{ell}/accuracy'] = accuracy(decode(state.params, s, ell), batch)
     metrics['accuracy'] = metrics[f'depth{depth}/accuracy']
     return metrics
 
-  def shortcut_predict(params, x, ell):
+  def predict(params, x, ell):
     s = x
     for i in range(ell):
       s = apply(forwards[i], params[i]['f'], s)
-    t = apply(bridges[ell - 1], params[ell - 1]['b'], s)
-    for i in reversed(range(ell)):
-      t = apply(decoders[i], params[i]['h'], t)
-    return t
+    return decode(params, s, ell)
 
-  return Learner(init, train_step, eval_step), shortcut_predict
+  return Learner(init, train_step, eval_step), predict
 
 
 def _forwards(config, backprop: bool) -> list[nn.Module]:
@@ -180,10 +183,10 @@ def block_representations(config, params, x: jax.Array) -> list[jax.Array]:
   return outputs
 
 
-def _write_metafeatures(config, dataset):
-  """The phase's finish: each block's inter/intra class distance ratio on the test set
+def finish(config, dataset):
+  """The run's finish hook: each block's inter/intra class distance ratio on the test set
   (at most ``associated.metafeature_examples`` examples) in ``metafeatures.json``."""
-  def finish(state, workdir):
+  def write_metafeatures(state, workdir):
     n = min(config.associated.metafeature_examples, len(dataset.x_test))
     x = data_lib.preprocess(None, dataset.x_test[:n], mean=dataset.mean, std=dataset.std)
     ratios = {f'block{i + 1}': class_distance_ratio(s, dataset.y_test[:n])
@@ -192,11 +195,4 @@ def _write_metafeatures(config, dataset):
       json.dump(ratios, f, indent=2)
     print('inter/intra class distance ratio per block: ' + ' '.join(
         f'{name}={r["ratio"]:.3f}' for name, r in ratios.items()), flush=True)
-  return finish
-
-
-def phases(config, dataset) -> list[Phase]:
-  """One phase (AL or its BP baseline) that ends by measuring every block's metafeatures."""
-  steps = data_lib.steps_per_epoch(len(dataset.x_train), config.batch_size)
-  return [Phase('', build(config, dataset, steps), config.num_epochs, config.batch_size,
-                Augment(**config.augment), finish=_write_metafeatures(config, dataset))]
+  return write_metafeatures

@@ -1,6 +1,6 @@
 """Krotov & Hopfield (2019), "Unsupervised learning by competing hidden units".
 
-Training is a sequence of phases (:class:`jaxlocal.train.Phase`):
+Training is a sequence of phases (:class:`jaxlocal.schedules.Phase`):
 
 1. one unsupervised phase per Hebbian layer (``hebbian.hidden``, e.g. ``(2000,)``), each an
    explicit jitted update (:mod:`jaxlocal.rules.hebbian`, no autodiff) on the codes of the layer

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 he_normal = nn.initializers.he_normal()
 
 
-def _dense(features: int, name: str | None = None) -> nn.Dense:
-  return nn.Dense(features, kernel_init=he_normal, name=name)
+def _dense(features: int) -> nn.Dense:
+  return nn.Dense(features, kernel_init=he_normal)
 
 
 class SigmoidDense(nn.Module):

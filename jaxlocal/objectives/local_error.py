@@ -112,11 +112,12 @@ class LocalErrorHeads(nn.Module):
     if not self.bpf:
       logits = PredHead(self.num_classes, self.max_features, name='pred')(h) if wants_pred else None
       return logits, SimProjection(name='sim')(h) if wants_sim else None, None
-    pooled = pool_for_pred(h, self.max_features).reshape(h.shape[0], -1)
-    logits = FADense(self.target_size, zero_init=True, name='pred')(pooled) if wants_pred else None
+    pooled = pool_for_pred(h, self.max_features)
+    logits = FADense(self.target_size, zero_init=True, name='pred')(
+        pooled.reshape(h.shape[0], -1)) if wants_pred else None
     projection = self.param(LABEL_PROJECTION, uniform_fan_in(self.num_classes),
                             (self.num_classes, self.target_size))
-    return logits, pool_for_pred(h, self.max_features) if wants_sim else None, projection
+    return logits, pooled if wants_sim else None, projection
 
 
 def local_error(num_classes: int, loss: str = 'predsim', *, beta: float = 0.99,
