@@ -26,6 +26,20 @@ def base_config() -> ml_collections.ConfigDict:
   c.augment.crop_padding = 0   # pixel jitter: zero-pad by this many pixels, random crop back
   c.augment.flip = False       # random horizontal flip
   c.augment.cutout = 0         # side of one square cutout hole (0 = off)
+  c.augment.views = 1          # 2: two independently augmented views per example (batch 2B)
+  c.augment.resized_crop_scale = (1.0, 1.0)   # RandomResizedCrop area range ((1, 1) = off)
+  c.augment.resized_crop_ratio = (3 / 4, 4 / 3)   # ... its aspect ratio (w / h) range
+  c.augment.rotation = 0.0     # affine: angle ~ U[-rotation, rotation] degrees
+  c.augment.translate = 0.0    # affine: shift ~ U[-translate, translate] * (W, H)
+  c.augment.scale = (1.0, 1.0)   # affine: zoom ~ U[scale]
+  c.augment.shear = 0.0        # affine: x-shear ~ U[-shear, shear] degrees
+  c.augment.affine_prob = 1.0  # probability of applying the affine
+  c.augment.brightness = 0.0   # colour jitter magnitudes (torchvision ColorJitter; 0 = off)
+  c.augment.contrast = 0.0
+  c.augment.saturation = 0.0
+  c.augment.hue = 0.0          # <= 0.5
+  c.augment.jitter_prob = 1.0  # probability of applying the colour jitter
+  c.augment.grayscale_prob = 0.0   # probability of converting a view to grayscale
   c.classes_per_batch = 0      # > 0: batches drawn from about this many classes (CIFAR-100 sim)
   c.classes_per_batch_until_epoch = 0   # ... during the first epochs only (0 = all epochs)
   # --- method ---
@@ -103,4 +117,53 @@ def associated_config() -> ml_collections.ConfigDict:
   c.learning_rate = 1e-4
   c.batch_size = 32
   c.num_epochs = 200
+  return c
+
+
+def ssl_config() -> ml_collections.ConfigDict:
+  """The fields of self-supervised local learning (``method='ssl'``, Tang, Yang & Amit 2022):
+  an encoder trained on two views by a contrastive loss (section ``ssl``), then a linear probe
+  on its frozen features (section ``probe``; the top-level ``num_epochs``, ``batch_size`` and
+  ``learning_rate`` are the probe's, Adam). Defaults: the MNIST-family experiment, GLL-BP."""
+  c = base_config()
+  c.method = 'ssl'
+  c.model = 'mnist3'          # encoder: 'conv6' (CIFAR), 'vgg6' (STL-10), 'mnist3'
+  c.dataset = 'fashion_mnist'
+  c.ssl = ml_collections.ConfigDict(dict(
+      loss='hinge',           # 'hinge' (contrastive hinge, L1) or 'simclr' (NT-Xent)
+      scheme='gll',           # 'e2e', 'gll' (greedy layer-wise), 'rll' (randomized), 'random'
+      update_rule='bp',       # 'bp', 'rf' (fixed random feedback), 'urf' (updated), 'dtp'
+      embedding=64,           # width of the bias-free linear embedding heads
+      m1=1.0, m2=1.5,         # hinge margins for positives / negatives (CIFAR, STL: m2 = 3)
+      negatives=0,            # 0: every other image; T: the next T images in batch order
+      negative_weight=1.0,    # weight of each negative term (1/5 with the paper's "5 negatives")
+      grad_block=False,       # no error through the anchor views
+      temperature=0.1,        # SimCLR τ
+      num_epochs=400,         # encoder epochs; per layer for 'gll' and 'rll'
+      batch_size=1000,
+      learning_rate=1e-4,     # Adam, every layer and head
+      dtp=ml_collections.ConfigDict(dict(
+          target_step=0.5,    # η_t: top target ĥ_L = h_L − η_t ∂L/∂h_L
+          noise_std=1.0,      # σ of the inverses' noisy reconstructions
+          inverse_lr=1e-3,    # Adam for the inverses (the forward layers use ssl.learning_rate)
+          downsample='pool',  # 'pool' (conv + max-pool) or 'stride' (stride-2 conv)
+      )),
+  ))
+  c.probe = ml_collections.ConfigDict(dict(
+      blocks=(-1,),           # encoder layers to probe (0-based; -1 = the last)
+      dataset='',             # '' = the encoder's dataset; else transfer (same image shape)
+      train_examples=0,       # probe training examples (0 = all)
+      deform=ml_collections.ConfigDict(dict(  # robustness: a deformed copy of the test set
+          rotation=0.0, translate=0.0, scale=(1.0, 1.0), shear=0.0,
+          brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0)),
+      deform_seed=0,
+  ))
+  c.num_epochs = 200
+  c.batch_size = 1000
+  c.learning_rate = 1e-3
+  c.augment.rotation = 20.0
+  c.augment.translate = 0.15
+  c.augment.scale = (0.8, 1.2)
+  c.augment.shear = 15.0
+  c.augment.views = 2
   return c

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxlocal.config_lib import associated_config, base_config
+from jaxlocal.config_lib import associated_config, base_config, ssl_config
 
 _MNIST_SCHEDULE = dict(num_epochs=100, lr_decay_milestones=(50, 75, 89, 94))
 _FASHION_SCHEDULE = dict(num_epochs=200, lr_decay_milestones=(100, 150, 175, 188))
@@ -137,4 +137,72 @@ def associated_learning_config(dataset: str, row: str) -> ml_collections.ConfigD
   c.associated.update(width=recipe['width'], backprop=bp == 'bp',
                       standardize_input=inputs['standardize_input'])
   c.augment.update(inputs['augment'])
+  return c
+
+
+# Self-supervised local learning (Tang, Yang & Amit 2022, §4; seeds-anchors.md §3.7).
+# experiment -> fields. Views: the paper's text (SimCLR-style crops and colour) for CIFAR and
+# STL-10, random affine deformations for the MNIST family.
+_SIMCLR_VIEWS = dict(resized_crop_scale=(0.2, 1.0), flip=True, brightness=0.4, contrast=0.4,
+                     saturation=0.4, hue=0.1, jitter_prob=0.8, grayscale_prob=0.2)
+_AFFINE_VIEWS = dict(rotation=20.0, translate=0.15, scale=(0.8, 1.2), shear=15.0)
+SSL_EXPERIMENTS = {
+    # Table 1: encoder on CIFAR-100, probe on CIFAR-10; Adam 1e-4, 400 epochs (per layer), batch 500
+    'cifar': dict(dataset='cifar100', probe_dataset='cifar10', model='conv6', m2=3.0,
+                  batch_size=500, learning_rate=1e-4, num_epochs=400, probe_epochs=400,
+                  probe_lr=1e-3, views=_SIMCLR_VIEWS,
+                  deform=dict(rotation=15.0, translate=0.1, brightness=0.3, contrast=0.3)),
+    # Table 2: VGG6 on 64×64 STL-10 (resized here), 100 epochs; probe 200 epochs, lr 5e-3
+    'stl10': dict(dataset='stl10', probe_dataset='', model='vgg6', m2=3.0, image_size=64,
+                  batch_size=500, learning_rate=1e-4, num_epochs=100, probe_epochs=200,
+                  probe_lr=5e-3, views=_SIMCLR_VIEWS, negatives=4),
+    # §4.3 with the offline stand-in for EMNIST → MNIST: m1 = 1, m2 = 1.5, batch 1000
+    'hinge_fmnist_to_mnist': dict(dataset='fashion_mnist', probe_dataset='mnist', model='mnist3',
+                            m2=1.5, batch_size=1000, learning_rate=1e-3, num_epochs=400,
+                            probe_epochs=200, probe_lr=1e-3, views=_AFFINE_VIEWS,
+                            deform=dict(rotation=30.0, translate=0.15, scale=(0.8, 1.1),
+                                        shear=20.0)),
+    'hinge_mnist_to_fmnist': dict(dataset='mnist', probe_dataset='fashion_mnist', model='mnist3',
+                            m2=1.5, batch_size=1000, learning_rate=1e-3, num_epochs=400,
+                            probe_epochs=200, probe_lr=1e-3, views=_AFFINE_VIEWS,
+                            deform=dict(rotation=30.0, translate=0.15, scale=(0.8, 1.1),
+                                        shear=20.0)),
+}
+SSL_SCHEMES_UPDATES = ('e2e_bp', 'e2e_rf', 'e2e_dtp', 'gll_bp', 'gll_urf', 'gll_rf', 'rll_bp',
+                       'rll_urf', 'rll_rf')
+SSL_ROWS = (SSL_SCHEMES_UPDATES + tuple(f'{r}_neg5' for r in SSL_SCHEMES_UPDATES)
+            + ('simclr_e2e_bp', 'random'))
+
+
+def ssl_experiment_config(experiment: str, row: str) -> ml_collections.ConfigDict:
+  """The config of ``row`` of an SSL experiment: '<scheme>_<update>' (hinge, all in-batch
+  negatives), the same + '_neg5' (gradient block and the paper's "5 negatives": the next 4
+  images, each weighted 1/5), 'simclr_e2e_bp', or 'random' (the untrained encoder)."""
+  if row not in SSL_ROWS:
+    raise ValueError(f'unknown row {row!r}; choose one of {", ".join(SSL_ROWS)} '
+                     f'(as --config=configs/ssl_{experiment}.py:<row>)')
+  e = SSL_EXPERIMENTS[experiment]
+  c = ssl_config()
+  c.dataset, c.model, c.image_size = e['dataset'], e['model'], e.get('image_size', 0)
+  c.num_epochs, c.batch_size, c.learning_rate = e['probe_epochs'], e['batch_size'], e['probe_lr']
+  c.augment.update(rotation=0.0, translate=0.0, scale=(1.0, 1.0), shear=0.0)
+  c.augment.update(e['views'])
+  c.probe.dataset = e['probe_dataset']
+  c.probe.deform.update(e.get('deform', {}))
+  c.ssl.update(m2=e['m2'], batch_size=e['batch_size'], learning_rate=e['learning_rate'],
+               num_epochs=e['num_epochs'], negatives=e.get('negatives', 0),
+               negative_weight=0.2 if e.get('negatives') else 1.0,
+               grad_block=bool(e.get('negatives')))
+  parts = row.split('_')
+  if parts[0] == 'random':
+    c.ssl.scheme = 'random'
+    return c
+  if parts[0] == 'simclr':
+    c.ssl.loss = 'simclr'
+    parts = parts[1:]
+  c.ssl.scheme, c.ssl.update_rule = parts[0], parts[1]
+  if c.ssl.update_rule == 'dtp' and c.model == 'mnist3':
+    c.image_size = 32  # every DTP layer halves the side: 32 → 16 → 8 → 4
+  if parts[-1] == 'neg5':
+    c.ssl.update(negatives=4, negative_weight=0.2, grad_block=True)
   return c

@@ -52,7 +52,8 @@ def _mean_over(sums: dict, count: float) -> dict:
 def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: int,
                       augment: Augment, state, x_train, y_train,
                       order: data_lib.BatchOrder = data_lib.BatchOrder()):
-  """Compiles the train step once and returns ``run_epoch``.
+  """Compiles the train step once (once per block under a one-block schedule) and returns
+  ``run_epoch``.
 
   The step is one jitted call that takes batch ``i`` of the epoch's permutation (``order``)
   from the on-device dataset, augments it, trains, and adds its metrics to running sums.
@@ -61,22 +62,32 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
   """
   steps = data_lib.steps_per_epoch(len(x_train), batch_size)
 
-  def step(state, sums, x_all, y_all, perm, key, i):
-    idx = data_lib.batch_indices(perm, i, batch_size)
-    aug_key, step_key = jax.random.split(jax.random.fold_in(key, i))
-    images = data_lib.preprocess(aug_key, x_all[idx], mean=dataset.mean, std=dataset.std,
-                                 **dataclasses.asdict(augment))
-    state, metrics = learner.train_step(state, {'image': images, 'label': y_all[idx]}, step_key)
-    return state, jax.tree.map(jnp.add, sums, metrics)
+  def fused(train_step):
+    def step(state, sums, x_all, y_all, perm, key, i):
+      idx = data_lib.batch_indices(perm, i, batch_size)
+      aug_key, step_key = jax.random.split(jax.random.fold_in(key, i))
+      images = data_lib.preprocess(aug_key, x_all[idx], mean=dataset.mean, std=dataset.std,
+                                   **dataclasses.asdict(augment))
+      state, metrics = train_step(state, {'image': images, 'label': y_all[idx]}, step_key)
+      return state, jax.tree.map(jnp.add, sums, metrics)
+    return step
 
-  batch = {'image': jax.ShapeDtypeStruct((batch_size, *dataset.image_shape), jnp.float32),
-           'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
+  images = jax.eval_shape(  # (2B, ...) when the augmentation makes two views
+      lambda x: data_lib.preprocess(jax.random.key(0), x, mean=dataset.mean, std=dataset.std,
+                                    **dataclasses.asdict(augment)),
+      jax.ShapeDtypeStruct((batch_size, *dataset.image_shape), x_train.dtype))
+  batch = {'image': images, 'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
   sums_shape = jax.eval_shape(learner.train_step, state, batch, jax.random.key(0))[1]
   new_sums = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
-  # Compiled once, ahead of time, so no epoch's images/s includes compilation.
-  compiled = jax.jit(step, donate_argnums=(0, 1)).lower(
+  # Compiled once, ahead of time, so no epoch's images/s includes compilation. Under a one-block
+  # schedule every block's step is compiled and the host picks one per step (see Learner).
+  branches = learner.block_steps or (learner.train_step,)
+  compiled = [jax.jit(fused(branch), donate_argnums=(0, 1)).lower(
       state, new_sums(), x_train, y_train, jnp.zeros(len(x_train), jnp.int32),
-      jax.random.key(0), jnp.int32(0)).compile()
+      jax.random.key(0), jnp.int32(0)).compile() for branch in branches]
+  if learner.block_steps:
+    active_blocks = jax.jit(lambda start: jax.vmap(
+        lambda t: learner.schedule.active_block(t, len(branches)))(start + jnp.arange(steps)))
   sync_every = max(1, steps // 20)
   all_finite = jax.jit(lambda t: jnp.all(jnp.stack([jnp.isfinite(x).all()
                                                    for x in jax.tree.leaves(t)])))
@@ -87,8 +98,11 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
                              batch_size=batch_size)
     sums = new_sums()
     started = time.perf_counter()
+    active = (jax.device_get(active_blocks(state.step)) if learner.block_steps
+              else [0] * steps)
     for i in range(steps):
-      state, sums = compiled(state, sums, x_train, y_train, perm, step_key, jnp.int32(i))
+      state, sums = compiled[int(active[i])](state, sums, x_train, y_train, perm, step_key,
+                                             jnp.int32(i))
       if (i + 1) % sync_every == 0 or i + 1 == steps:
         finite = bool(all_finite(sums))  # waits for the device: the bar shows real speed
         if not finite:
@@ -101,11 +115,17 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
   return run_epoch
 
 
-def make_eval_step(learner: Learner, dataset: data_lib.Dataset):
-  """``eval(state, x, y, mask) -> metrics × number of real examples`` (sums over batches)."""
+def make_eval_step(learner: Learner, dataset: data_lib.Dataset, augment: Augment = Augment()):
+  """``eval(state, x, y, mask) -> metrics × number of real examples`` (sums over batches).
+
+  Test images are only normalised, unless the learner trains on two views (``augment.views``
+  2): then they get the training views, drawn from a fixed key so every epoch sees the same.
+  """
+  views = dataclasses.asdict(augment) if augment.views > 1 else {}
+  key = jax.random.key(0) if views else None
 
   def evaluate(state, x, y, mask):
-    images = data_lib.preprocess(None, x, mean=dataset.mean, std=dataset.std)
+    images = data_lib.preprocess(key, x, mean=dataset.mean, std=dataset.std, **views)
     metrics = learner.eval_step(state, {'image': images, 'label': y, 'mask': mask})
     return jax.tree.map(lambda m: m * jnp.sum(mask), metrics)
 
@@ -193,7 +213,7 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
     records = [r for r in writer.read() if r.get('phase', '') == phase.name]
     run_epoch = make_epoch_runner(learner, dataset, batch_size, phase.augment, state, x_train,
                                   y_train, phase.order)
-    eval_step = make_eval_step(learner, dataset)
+    eval_step = make_eval_step(learner, dataset, phase.augment)
 
     for epoch in range(start + 1, phase.num_epochs + 1):
       with tqdm(total=steps * batch_size, desc=f'epoch {epoch}/{phase.num_epochs}{label}',
@@ -238,6 +258,8 @@ def _print_epoch(epoch: str, record: dict, test: dict) -> None:
   """One line per epoch: loss and accuracy, or a phase's own metrics when it has neither."""
   if record['test_accuracy'] is None and record['train_loss'] is None:
     summary = ' '.join(f'{k}={v:.4g}' for k, v in test.items())
+  elif record['test_accuracy'] is None:  # e.g. a self-supervised encoder
+    summary = f'train_loss={_fmt(record["train_loss"])} test_loss={_fmt(record["test_loss"])}'
   else:
     summary = (f'train_loss={_fmt(record["train_loss"])} '
                f'test_accuracy={_fmt(record["test_accuracy"])}')

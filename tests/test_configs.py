@@ -21,7 +21,11 @@ from jaxlocal.recipes import RECIPES, local_error_config
 CONFIG_FILES = sorted(p.stem for p in (REPO / 'configs').glob('*.py'))
 VARIANTS = {'hebbian_mnist': ('quick', 'sgd'), 'hebbian_cifar10': ('quick', 'sgd'), 'al_mnist': ('cnn', 'mlp_bp', 'cnn_bp'),
             'al_cifar10': ('mlp', 'mlp_bp', 'cnn_bp', 'vgg', 'vgg_bp'),
-            'al_cifar100': ('mlp', 'vgg', 'cnn_bp')}
+            'al_cifar100': ('mlp', 'vgg', 'cnn_bp'),
+            'ssl_cifar': ('e2e_rf', 'e2e_dtp', 'rll_urf_neg5', 'simclr_e2e_bp', 'gll_rf'),
+            'ssl_stl10': ('gll_urf', 'rll_rf_neg5'),
+            'ssl_hinge_fmnist_to_mnist': ('e2e_dtp', 'rll_rf', 'gll_urf_neg5'),
+            'ssl_hinge_mnist_to_fmnist': ('simclr_e2e_bp',)}
 
 def load_config_file(name, arg=None):
   spec = importlib.util.spec_from_file_location(name, REPO / 'configs' / f'{name}.py')
@@ -73,10 +77,12 @@ def _every_config():
 
 
 def synthetic(config, examples=128) -> data_lib.Dataset:
-  """Random uint8 images of the config's dataset shape."""
+  """Random uint8 images of the config's dataset shape (resized to its image_size)."""
   info = DATASETS[config.dataset.split('-')[0]]
   rng = np.random.default_rng(0)
-  x = rng.integers(0, 256, (examples, *info.image_shape), dtype=np.uint8)
+  h, w, c = info.image_shape
+  size = config.get('image_size', 0)
+  x = rng.integers(0, 256, (examples, size or h, size or w, c), dtype=np.uint8)
   y = (np.arange(examples) % info.num_classes).astype(np.int32)
   channels = info.image_shape[-1]
   return data_lib.Dataset(config.dataset, x, y, x, y, info.num_classes,
@@ -86,6 +92,9 @@ def synthetic(config, examples=128) -> data_lib.Dataset:
 
 def first_learner_and_batch(name, arg):
   config = load_config_file(name, arg)
+  if config.method == 'ssl':
+    config.probe.dataset = ''  # the transfer dataset is not needed to trace the encoder
+    config.ssl.batch_size = 64
   dataset = synthetic(config)
   method = methods.get_method(config.method)
   if hasattr(method, 'phases'):

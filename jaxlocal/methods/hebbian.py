@@ -27,6 +27,7 @@ import optax
 
 from jaxlocal import data as data_lib
 from jaxlocal.blocks import Block, Learner, TrainState, make_learner
+from jaxlocal.data.features import feature_dataset
 from jaxlocal.metrics import JsonlWriter
 from jaxlocal.models.krotov import PowerHead, PowerLayer, rectified_power
 from jaxlocal.objectives.base import classifier
@@ -113,7 +114,6 @@ def layer_features(W, dataset: data_lib.Dataset, *, current: str, p: float, n: f
   if code_scale not in CODE_SCALES:
     raise ValueError(f'unknown code_scale {code_scale!r}; choose one of {CODE_SCALES}')
 
-  @jax.jit
   def codes(x):
     v = _flat_inputs(data_lib.preprocess(None, x, mean=dataset.mean, std=dataset.std), unit_norm)
     h = rectified_power(v @ W.T if current == 'dot' else rule.currents(W, v, p), n)
@@ -121,17 +121,13 @@ def layer_features(W, dataset: data_lib.Dataset, *, current: str, p: float, n: f
       h = h / jnp.maximum(jnp.max(h, axis=-1, keepdims=True), 1e-30)
     return h
 
-  def apply(x):
-    out = [np.asarray(codes(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
-    return np.concatenate(out)[:, None, None, :]
-
-  k = W.shape[0]
-  x_train, x_test = apply(dataset.x_train), apply(dataset.x_test)
-  scale = max(float(x_train.max(axis=-1).mean()), 1e-30) if code_scale == 'dataset' else 1.0
-  return dataclasses.replace(
-      dataset, x_train=x_train / scale, x_test=x_test / scale,
-      mean=np.zeros(k, np.float32), std=np.ones(k, np.float32),
-      source=f'{dataset.source} → codes of a {k}-unit Hebbian layer')
+  result = feature_dataset(dataset, codes, batch_size=batch_size,
+                           source=f'{dataset.source} → codes of a {W.shape[0]}-unit Hebbian layer')
+  if code_scale == 'example':
+    return result
+  scale = max(float(result.x_train.max(axis=-1).mean()), 1e-30)
+  return dataclasses.replace(result, x_train=result.x_train / scale,
+                             x_test=result.x_test / scale)
 
 
 def _raw_pixels(dataset: data_lib.Dataset) -> data_lib.Dataset:

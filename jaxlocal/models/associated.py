@@ -16,6 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxlocal.models.layers import max_pool_2x2
+
 he_normal = nn.initializers.he_normal()
 
 
@@ -78,7 +80,7 @@ class ForwardStage(nn.Module):
       x = x.reshape(x.shape[0], -1)
     for item in self.spec:
       if item == 'M':
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = max_pool_2x2(x)
       elif self.dense:
         x = act(_dense(item)(x))
       else:

@@ -1,4 +1,5 @@
-"""Auxiliary heads that read a block's output ``h``: the pred classifier and the sim projection."""
+"""Auxiliary heads that read a block's output ``h``: the pred classifier, the sim projection,
+the SSL embedding and the linear probe."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import flax.linen as nn
 import jax
 
+from jaxlocal.models.feedback import FADense
 from jaxlocal.models.layers import Conv, Dense
 
 
@@ -69,3 +71,43 @@ class SimProjection(nn.Module):
     if h.ndim == 4:
       return Conv(h.shape[-1], kernel_size=3, padding=1, use_bias=False, name='conv_loss')(h)
     return Dense(h.shape[-1], use_bias=False, name='linear_loss')(h)
+
+
+class ProbeHead(nn.Module):
+  """A linear probe on features ``[start, stop)`` of a flattened input, passing the input on.
+
+  (B, ...) -> (logits (B, K), the input unchanged), so a chain of probe blocks reads the same
+  concatenated features, each probe its own slice (one block per probed layer).
+  """
+
+  num_classes: int
+  start: int
+  stop: int
+
+  @nn.compact
+  def __call__(self, x):
+    features = x.reshape(x.shape[0], -1)[:, self.start:self.stop]
+    return Dense(self.num_classes, name='probe')(features), x
+
+
+class EmbeddingHead(nn.Module):
+  """The per-block embedding: optional average pooling, flatten, bias-free linear map.
+
+  (2B, H, W, C) or (2B, N) -> (2B, features). ``pool`` > 1 average-pools a conv map first
+  (VGG6's ``AvgPool2d(2)``); ``feedback`` trains it by feedback alignment ('rf' fixed random
+  B, 'urf' B updated with W's increment, 'bp' plain).
+  """
+
+  features: int = 64
+  pool: int = 1
+  feedback: str = 'bp'
+
+  @nn.compact
+  def __call__(self, h):
+    if self.pool > 1 and h.ndim == 4:
+      h = nn.avg_pool(h, (self.pool, self.pool), strides=(self.pool, self.pool))
+    h = h.reshape(h.shape[0], -1)
+    if self.feedback == 'bp':
+      return Dense(self.features, use_bias=False, name='embed')(h)
+    return FADense(self.features, use_bias=False, update_feedback=self.feedback == 'urf',
+                   name='embed')(h)

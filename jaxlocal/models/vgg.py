@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-from jaxlocal.models.layers import Conv, batch_norm, nonlinearity
+from jaxlocal.models.layers import Conv, batch_norm, max_pool_2x2, nonlinearity
 
 ARCHS = {
     'vgg8b': (128, 256, 'M', 256, 512, 'M', 512, 'M', 512, 'M'),
@@ -41,7 +41,7 @@ class ConvBlock(nn.Module):
     h = nonlinearity(self.nonlin)(x)
     out = nn.Dropout(self.dropout, broadcast_dims=(1, 2), deterministic=not train)(h)
     if self.pool:
-      out = nn.max_pool(out, (2, 2), strides=(2, 2))
+      out = max_pool_2x2(out)
     return h, out
 
 

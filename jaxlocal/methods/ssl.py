@@ -1,0 +1,243 @@
+"""Self-supervised local learning (Tang, Yang & Amit 2022), then a linear probe.
+
+A run has two phases (:class:`jaxlocal.schedules.Phase`):
+
+1. ``encoder``: the encoder (``model``: conv6, vgg6, mnist3) trains on two views of every image
+   (``augment``, ``views=2``) with a two-view loss on a 64-wide bias-free linear embedding:
+   the contrastive hinge or SimCLR (:mod:`jaxlocal.objectives.contrastive`). ``ssl.scheme``:
+
+   - ``e2e``: one head on the last layer, the whole encoder by backprop (or by feedback
+     alignment, or by DTP: ``ssl.update_rule``);
+   - ``gll``: one head per layer, the layers in turn for ``ssl.num_epochs`` each, the ones below
+     frozen (:class:`~jaxlocal.schedules.BlockSchedule` 'sequential');
+   - ``rll``: a random layer per minibatch, each with its own Adam, ``ssl.num_epochs`` × layers
+     epochs in all ('random');
+   - ``random``: no training (the random-encoder baseline).
+
+   ``ssl.update_rule``: 'bp', 'rf' (errors sent down through a fixed random B) or 'urf' (B receives
+   W's increment); 'dtp' trains an E2E encoder by difference target propagation
+   (:mod:`jaxlocal.rules.dtp`).
+2. ``probe``: a linear classifier per probed layer (``probe.blocks``) on the frozen features,
+   computed once, trained with Adam (top-level ``learning_rate``, ``num_epochs``,
+   ``batch_size``) on the encoder's dataset or on ``probe.dataset`` (transfer). With
+   ``probe.deform`` set, the finished probes are also tested on a deformed copy of the test set
+   (robustness.json).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxlocal import data as data_lib
+from jaxlocal.blocks import Block, Learner, forward_features, make_learner
+from jaxlocal.data.features import feature_dataset, map_features
+from jaxlocal.models.heads import EmbeddingHead, ProbeHead
+from jaxlocal.models.ssl import ENCODERS, encoder_layers
+from jaxlocal.objectives.base import classifier
+from jaxlocal.models.dtp import DTPForward, DTPInverse
+from jaxlocal.objectives.contrastive import LOSSES, two_view_loss, two_view_objective
+from jaxlocal.rules.dtp import apply_forward, make_dtp_learner
+from jaxlocal.schedules import BlockSchedule, Phase
+
+SCHEMES = ('e2e', 'gll', 'rll', 'random')
+UPDATES = ('bp', 'rf', 'urf', 'dtp')
+# DTP encoders (SSL-DTP's family: every layer conv → max-pool → tanh, so every inverse is a
+# stride-2 deconvolution): the side of the input must be divisible by 2^layers.
+DTP_CHANNELS = {'mnist3': (32, 64, 128), 'conv6': (32, 64, 128, 256)}
+
+
+def check_config(config) -> None:
+  """Raises ValueError naming the first impossible field of ``ssl`` / ``probe``."""
+  s, p = config.ssl, config.probe
+  choices = {'model': (config.model, tuple(ENCODERS)), 'ssl.loss': (s.loss, LOSSES),
+             'ssl.scheme': (s.scheme, SCHEMES), 'ssl.update_rule': (s.update_rule, UPDATES)}
+  for name, (value, allowed) in choices.items():
+    if value not in allowed:
+      raise ValueError(f'unknown {name} {value!r}; choose one of {allowed}')
+  if s.update_rule == 'dtp' and (s.scheme != 'e2e' or config.model not in DTP_CHANNELS):
+    raise ValueError(f"ssl.update_rule='dtp' trains a whole encoder ({sorted(DTP_CHANNELS)}) from "
+                     f"one top target with ssl.scheme='e2e'; got {config.model!r}, {s.scheme!r}")
+  if s.embedding < 1 or s.num_epochs < 1 or s.batch_size < 2 or s.learning_rate <= 0:
+    raise ValueError(f'need ssl.embedding >= 1, ssl.num_epochs >= 1, ssl.batch_size >= 2 and '
+                     f'ssl.learning_rate > 0; got {s.embedding}, {s.num_epochs}, '
+                     f'{s.batch_size}, {s.learning_rate}')
+  if s.m1 < 0 or s.m2 <= 0 or s.negatives < 0 or s.negative_weight <= 0 or s.temperature <= 0:
+    raise ValueError(f'need ssl.m1 >= 0, ssl.m2 > 0, ssl.negatives >= 0, '
+                     f'ssl.negative_weight > 0, ssl.temperature > 0; got {s.m1}, {s.m2}, '
+                     f'{s.negatives}, {s.negative_weight}, {s.temperature}')
+  if config.augment.views != 2:
+    raise ValueError(f'the SSL losses compare two views of every image; set augment.views=2 '
+                     f'(got {config.augment.views})')
+  depth = encoder_depth(config)
+  if not p.blocks or any(not -depth <= b < depth for b in p.blocks):
+    raise ValueError(f'probe.blocks {tuple(p.blocks)} must name layers of the {depth}-layer '
+                     f'{config.model} encoder (0 … {depth - 1}, or negative from the end)')
+  data_lib.Augment(**p.deform)  # validates the deformation
+
+
+def encoder_depth(config) -> int:
+  """The number of layers of the config's encoder (DTP builds its own, see DTP_CHANNELS)."""
+  if config.ssl.update_rule == 'dtp':
+    return len(DTP_CHANNELS[config.model])
+  return len(ENCODERS[config.model][0])
+
+
+def _loss_kwargs(s) -> dict:
+  if s.loss == 'simclr':
+    return {'temperature': s.temperature}
+  return {'m1': s.m1, 'm2': s.m2, 'negatives': s.negatives,
+          'negative_weight': s.negative_weight, 'grad_block': s.grad_block}
+
+
+def encoder_learner(config, steps_per_epoch: int) -> tuple[Learner, callable, int]:
+  """The encoder phase of ``config``: ``(learner, features, num_epochs)`` where
+  ``features(state, x) -> [h_0, …]`` gives every layer's output for normalised images x."""
+  s = config.ssl
+  optimizer = optax.adam(s.learning_rate)
+  if s.update_rule == 'dtp':
+    return _dtp_encoder(config, optimizer)
+  layers, head_pool = encoder_layers(config.model, s.update_rule)
+  objective = lambda: two_view_objective(
+      s.loss, EmbeddingHead(s.embedding, head_pool, s.update_rule), **_loss_kwargs(s))
+  names = [f'layer{i}' for i in range(len(layers))]
+  if s.scheme == 'e2e':
+    blocks = [Block(layer, name=n) for layer, n in zip(layers[:-1], names)]
+    blocks.append(Block(layers[-1], objective(), name=names[-1]))
+    learner = make_learner(blocks, optimizer, detach=False)
+    num_epochs = s.num_epochs
+  else:
+    blocks = [Block(layer, objective(), name=n) for layer, n in zip(layers, names)]
+    schedule = (BlockSchedule('sequential', s.num_epochs * steps_per_epoch)
+                if s.scheme == 'gll' else BlockSchedule('random', seed=config.seed))
+    learner = make_learner(blocks, optimizer, schedule=schedule)
+    num_epochs = s.num_epochs * len(layers)
+
+  def features(state, x):
+    return forward_features(blocks, state.params, state.batch_stats, x)
+
+  return learner, features, num_epochs
+
+
+def _dtp_encoder(config, optimizer):
+  """CONV-pool-tanh layers of :data:`DTP_CHANNELS` trained by difference target propagation:
+  stride-2 deconvolution inverses, the bias-free linear embedding on top."""
+  s = config.ssl
+  channels = DTP_CHANNELS[config.model]
+  forwards = [DTPForward(c, s.dtp.downsample) for c in channels]
+  inverses = [DTPInverse(c) for c in channels[:-1]]
+  learner = make_dtp_learner(
+      forwards, inverses, EmbeddingHead(s.embedding),
+      two_view_loss(s.loss, **_loss_kwargs(s)), forward_optimizer=optimizer,
+      inverse_optimizer=optax.adam(s.dtp.inverse_lr), top_optimizer=optimizer,
+      target_step=s.dtp.target_step, noise_std=s.dtp.noise_std)
+  return learner, lambda state, x: apply_forward(forwards, state.params, x), s.num_epochs
+
+
+def probe_learner(num_classes: int, sizes: list[int], names: list[str]) -> list[Block]:
+  """One linear probe block per probed layer, each reading its slice of the concatenated
+  features (sizes in order); the last one's accuracy is the run's ``accuracy``."""
+  bounds = [0]
+  for size in sizes:
+    bounds.append(bounds[-1] + size)
+  return [Block(ProbeHead(num_classes, start, stop), classifier(), name=f'probe_{name}')
+          for start, stop, name in zip(bounds[:-1], bounds[1:], names)]
+
+
+def probe_dataset(config, dataset: data_lib.Dataset) -> data_lib.Dataset:
+  """The probe's images: ``probe.dataset`` (transfer; same image shape) or the encoder's,
+  cut to ``probe.train_examples`` training examples."""
+  p = config.probe
+  if not p.dataset:
+    if not p.train_examples:
+      return dataset
+    return dataclasses.replace(dataset, x_train=dataset.x_train[:p.train_examples],
+                               y_train=dataset.y_train[:p.train_examples])
+  target = data_lib.load_dataset(p.dataset, data_dir=config.data_dir or None,
+                                 train_examples=p.train_examples, image_size=config.image_size)
+  if target.image_shape != dataset.image_shape:
+    raise ValueError(f'probe.dataset {p.dataset!r} has images of shape {target.image_shape} but '
+                     f'the encoder trains on {dataset.image_shape} ({config.dataset}); choose '
+                     'datasets of one shape or set image_size')
+  return target
+
+
+@dataclasses.dataclass
+class ProbeData:
+  """The probe phase's data: the probed layers' features of ``target``'s images, computed once
+  from the encoder's state (normalised as the encoder's own ``dataset``); and its finish hook,
+  the probes' accuracy on a deformed copy of the test set when ``probe.deform`` is set."""
+
+  config: object
+  dataset: data_lib.Dataset
+  target: data_lib.Dataset
+  encoder: Learner
+  features: callable
+  layers: tuple[int, ...]
+  probe: Learner
+  deformed: object = None
+
+  def __call__(self, state, previous_data) -> data_lib.Dataset:
+    del previous_data
+    c, d = self.config, self.dataset
+    if state is None:  # the random-encoder baseline: the encoder as initialised
+      example = data_lib.preprocess(None, d.x_train[:2], mean=d.mean, std=d.std)
+      state = jax.jit(self.encoder.init)(jax.random.key(c.seed), example)
+
+    def probed(x, key=None, **deform):
+      hs = self.features(state, data_lib.preprocess(key, x, mean=d.mean, std=d.std, **deform))
+      return jnp.concatenate([hs[i].reshape(len(x), -1) for i in self.layers], axis=1)
+
+    deform = data_lib.Augment(**c.probe.deform)
+    if deform != data_lib.Augment():
+      key = jax.random.key(c.probe.deform_seed)
+      self.deformed = map_features(
+          lambda x: probed(x, key, **dataclasses.asdict(deform)), self.target.x_test)
+    return feature_dataset(self.target, probed,
+                           source=f'{self.target.source} → encoder layers {self.layers}')
+
+  def finish(self, state, workdir: str) -> None:
+    if self.deformed is None:
+      return
+    from jaxlocal.train import evaluate, make_eval_step  # the loop imports the methods
+    features = dataclasses.replace(self.target, x_test=self.deformed,
+                                   mean=np.zeros(1, np.float32), std=np.ones(1, np.float32))
+    metrics = evaluate(make_eval_step(self.probe, features), state, self.deformed,
+                       self.target.y_test, self.config.eval_batch_size)
+    result = {k[:-len('/accuracy')]: v for k, v in metrics.items() if k.endswith('/accuracy')}
+    with open(os.path.join(workdir, 'robustness.json'), 'w') as f:
+      json.dump({'deform': self.config.probe.deform.to_dict(), 'accuracy': result}, f, indent=2)
+    print('probe accuracy on the deformed test set: '
+          + ' '.join(f'{k}={v:.4f}' for k, v in result.items()), flush=True)
+
+
+def phases(config, dataset: data_lib.Dataset) -> list[Phase]:
+  """The encoder phase (none for the random encoder), then the probe phase."""
+  check_config(config)
+  s = config.ssl
+  steps = data_lib.steps_per_epoch(len(dataset.x_train), s.batch_size)
+  encoder, features, encoder_epochs = encoder_learner(config, steps)
+  depth = encoder_depth(config)
+  layers = tuple(sorted({b % depth for b in config.probe.blocks}))
+
+  example = data_lib.preprocess(None, dataset.x_train[:1], mean=dataset.mean, std=dataset.std)
+  init = jax.eval_shape(encoder.init, jax.random.key(0), example)
+  shapes = jax.eval_shape(features, init, example)
+  sizes = [shapes[i].size for i in layers]
+  target = probe_dataset(config, dataset)
+  probe = make_learner(probe_learner(target.num_classes, sizes, [f'layer{i}' for i in layers]),
+                       optax.adam(config.learning_rate))
+  probe_data = ProbeData(config, dataset, target, encoder, features, layers, probe)
+  result = []
+  if s.scheme != 'random':
+    result.append(Phase('encoder', encoder, encoder_epochs, s.batch_size,
+                        data_lib.Augment(**config.augment)))
+  result.append(Phase('probe', probe, config.num_epochs, config.batch_size, data=probe_data,
+                      finish=probe_data.finish))
+  return result
