@@ -6,7 +6,8 @@ CIFAR-100 by a two-view loss, linear probe on CIFAR-10.
 Rows (jaxlocal/recipes.py; ``_neg5``: gradient block and the next 4 images as negatives, each
 weighted 1/5), paper probe accuracy: e2e_bp 71.44 (neg5 70.35), e2e_dtp 71.29 (67.74), e2e_rf
 61.70 (63.61), gll_bp and gll_urf 72.76 (71.14), gll_rf 67.83 (66.52), rll_bp and rll_urf 71.35
-(71.17), rll_rf 65.94 (65.49), simclr_e2e_bp 72.44, random 61.23. Encoder: Adam 1e-4, 400 epochs
+(71.17), rll_rf 65.94 (65.49), simclr_e2e_bp 72.44, random 61.23; e2e_dtp_stride (strided
+convolutions instead of max-pooling) 39.42. Encoder: Adam 1e-4, 400 epochs
 (per layer for gll and rll), batch 500, hinge m1 = 1, m2 = 3; probe: Adam 1e-3, 400 epochs.
 Views: random resized crops (scale 0.2–1), flips, colour jitter (p 0.8), grayscale (p 0.2).
 For the offline sanity run: --config.dataset=cifar10-small --config.probe.dataset=''.

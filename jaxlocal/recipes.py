@@ -171,13 +171,14 @@ SSL_EXPERIMENTS = {
 SSL_SCHEMES_UPDATES = ('e2e_bp', 'e2e_rf', 'e2e_dtp', 'gll_bp', 'gll_urf', 'gll_rf', 'rll_bp',
                        'rll_urf', 'rll_rf')
 SSL_ROWS = (SSL_SCHEMES_UPDATES + tuple(f'{r}_neg5' for r in SSL_SCHEMES_UPDATES)
-            + ('simclr_e2e_bp', 'random'))
+            + ('e2e_dtp_stride', 'simclr_e2e_bp', 'random'))
 
 
 def ssl_experiment_config(experiment: str, row: str) -> ml_collections.ConfigDict:
   """The config of ``row`` of an SSL experiment: '<scheme>_<update>' (hinge, all in-batch
   negatives), the same + '_neg5' (gradient block and the paper's "5 negatives": the next 4
-  images, each weighted 1/5), 'simclr_e2e_bp', or 'random' (the untrained encoder)."""
+  images, each weighted 1/5), 'e2e_dtp_stride' (DTP with stride-2 convs instead of max-pooling),
+  'simclr_e2e_bp', or 'random' (the untrained encoder)."""
   if row not in SSL_ROWS:
     raise ValueError(f'unknown row {row!r}; choose one of {", ".join(SSL_ROWS)} '
                      f'(as --config=configs/ssl_{experiment}.py:<row>)')
@@ -203,6 +204,8 @@ def ssl_experiment_config(experiment: str, row: str) -> ml_collections.ConfigDic
   c.ssl.scheme, c.ssl.update_rule = parts[0], parts[1]
   if c.ssl.update_rule == 'dtp' and c.model == 'mnist3':
     c.image_size = 32  # every DTP layer halves the side: 32 → 16 → 8 → 4
+  if parts[-1] == 'stride':
+    c.ssl.dtp.downsample = 'stride'
   if parts[-1] == 'neg5':
     c.ssl.update(negatives=4, negative_weight=0.2, grad_block=True)
   return c
