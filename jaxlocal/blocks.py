@@ -51,12 +51,15 @@ class Block:
 
 @struct.dataclass
 class TrainState:
-  """Everything a step changes. Each tuple has one entry per block."""
+  """Everything a step changes and a checkpoint keeps. Each tuple has one entry per block;
+  ``extras`` holds what a method keeps beside its parameters (e.g. which training examples are
+  labelled, :mod:`jaxlocal.semi_supervised`)."""
 
   step: jax.Array
   params: tuple
   batch_stats: tuple
   opt_state: tuple
+  extras: Any = ()
 
 
 class Learner(NamedTuple):

@@ -167,3 +167,28 @@ def ssl_config() -> ml_collections.ConfigDict:
   c.augment.shear = 15.0
   c.augment.views = 2
   return c
+
+
+def sae_config() -> ml_collections.ConfigDict:
+  """The fields of semi-supervised SAE training (``method='sae'``, Theiler, Oktay & Frey): the
+  paper's base configuration on CIFAR-10 (type C, 4000 labels, wave, dropout 0.1, Adam, batch
+  64, 25 epochs per block: 9 × 25 in all)."""
+  c = base_config()
+  c.method = 'sae'
+  c.model = 'sae_vgg'
+  c.sae = ml_collections.ConfigDict(dict(
+      type='C',               # SAE encoder/decoder type: 'A', 'B' or 'C'
+      schedule='wave',        # 'wave' (one epoch per block in turn) or 'sequential'
+      num_labels=4000,        # labelled training examples, drawn once from the seed; 0 = all
+      width=1.0,              # channel multiplier of the VGG (0.25: a quarter-width network)
+      reconstruction_weight=1.0,
+      prediction_weight=1.0,
+      stage_learning_rates=(8e-4, 7e-4, 6e-4, 5.1e-4, 4.2e-4, 3.3e-4, 2.4e-4, 1.6e-4),
+      classifier_learning_rate=1e-4,   # the FC layers on the frozen features
+  ))
+  c.dropout = 0.1
+  c.batch_size = 64
+  c.num_epochs = 225
+  c.augment.update(crop_padding=4, flip=True, rotation=10.0, brightness=0.2, contrast=0.2,
+                   saturation=0.2)
+  return c

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxlocal.config_lib import associated_config, base_config, ssl_config
+from jaxlocal.config_lib import associated_config, base_config, sae_config, ssl_config
 
 _MNIST_SCHEDULE = dict(num_epochs=100, lr_decay_milestones=(50, 75, 89, 94))
 _FASHION_SCHEDULE = dict(num_epochs=200, lr_decay_milestones=(100, 150, 175, 188))
@@ -208,4 +208,45 @@ def ssl_experiment_config(experiment: str, row: str) -> ml_collections.ConfigDic
     c.ssl.dtp.downsample = 'stride'
   if parts[-1] == 'neg5':
     c.ssl.update(negatives=4, negative_weight=0.2, grad_block=True)
+  return c
+
+
+# Semi-supervised SAE training (Theiler, Oktay & Frey, Tables II–VI): dataset -> (base fields,
+# {row: overrides}). CIFAR-10's base is the paper's base configuration; the MNIST family runs
+# here with 100 or 1000 labels, 2-pixel crops and ±10° rotations.
+_SAE_MNIST_AUGMENT = dict(crop_padding=2, flip=False, rotation=10.0, brightness=0.0,
+                          contrast=0.0, saturation=0.0)
+_SAE_MNIST_ROWS = {
+    'labels_100': dict(num_labels=100), 'labels_1000': dict(num_labels=1000),
+    'labels_1000_sequential': dict(num_labels=1000, schedule='sequential'),
+    'full': dict(num_labels=0),
+}
+SAE_RECIPES = {
+    'cifar10': (dict(), {
+        'base': dict(),
+        'type_a': dict(type='A'), 'type_b': dict(type='B'),
+        'labels_5000': dict(num_labels=5000), 'labels_10000': dict(num_labels=10000),
+        'labels_20000': dict(num_labels=20000),
+        'sequential': dict(schedule='sequential'),
+        'full': dict(num_labels=0, batch_size=126),
+    }),
+    'cifar100': (dict(), {'base': dict(num_labels=10000),
+                          'full': dict(num_labels=0, batch_size=126)}),
+    'mnist': (dict(augment=_SAE_MNIST_AUGMENT), _SAE_MNIST_ROWS),
+    'fashion_mnist': (dict(augment=dict(_SAE_MNIST_AUGMENT, flip=True)), _SAE_MNIST_ROWS),
+}
+
+
+def sae_experiment_config(dataset: str, row: str) -> ml_collections.ConfigDict:
+  """The config of SAE row ``row`` on ``dataset`` (see :data:`SAE_RECIPES`)."""
+  base, rows = SAE_RECIPES[dataset]
+  if row not in rows:
+    raise ValueError(f'unknown row {row!r} for {dataset}; choose one of {sorted(rows)} '
+                     f'(as --config=configs/sae_{dataset}.py:<row>)')
+  c = sae_config()
+  c.dataset = dataset
+  c.augment.update(base.get('augment', {}))
+  overrides = dict(rows[row])
+  c.batch_size = overrides.pop('batch_size', c.batch_size)
+  c.sae.update(overrides)
   return c

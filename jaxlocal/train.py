@@ -56,7 +56,8 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
   ``run_epoch``.
 
   The step is one jitted call that takes batch ``i`` of the epoch's permutation (``order``)
-  from the on-device dataset, augments it, trains, and adds its metrics to running sums.
+  from the on-device dataset, augments it, trains, and adds its metrics to running sums. The
+  batch holds ``image``, ``label`` and ``index`` (the examples' positions in the training set).
   ``run_epoch(state, key, bar, epoch) -> (state, mean train metrics, seconds)`` raises
   :class:`TrainingDivergedError` when a metric stops being finite.
   """
@@ -68,7 +69,8 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
       aug_key, step_key = jax.random.split(jax.random.fold_in(key, i))
       images = data_lib.preprocess(aug_key, x_all[idx], mean=dataset.mean, std=dataset.std,
                                    **dataclasses.asdict(augment))
-      state, metrics = train_step(state, {'image': images, 'label': y_all[idx]}, step_key)
+      batch = {'image': images, 'label': y_all[idx], 'index': idx}
+      state, metrics = train_step(state, batch, step_key)
       return state, jax.tree.map(jnp.add, sums, metrics)
     return step
 
@@ -76,7 +78,8 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
       lambda x: data_lib.preprocess(jax.random.key(0), x, mean=dataset.mean, std=dataset.std,
                                     **dataclasses.asdict(augment)),
       jax.ShapeDtypeStruct((batch_size, *dataset.image_shape), x_train.dtype))
-  batch = {'image': images, 'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
+  batch = {'image': images, 'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+           'index': jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
   sums_shape = jax.eval_shape(learner.train_step, state, batch, jax.random.key(0))[1]
   new_sums = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
   # Compiled once, ahead of time, so no epoch's images/s includes compilation. Under a one-block

@@ -26,7 +26,10 @@ VARIANTS = {'hebbian_mnist': ('quick', 'sgd'), 'hebbian_cifar10': ('quick', 'sgd
                           'gll_rf'),
             'ssl_stl10': ('gll_urf', 'rll_rf_neg5'),
             'ssl_hinge_fmnist_to_mnist': ('e2e_dtp', 'rll_rf', 'gll_urf_neg5'),
-            'ssl_hinge_mnist_to_fmnist': ('simclr_e2e_bp',)}
+            'ssl_hinge_mnist_to_fmnist': ('simclr_e2e_bp',),
+            'sae_cifar10': ('type_a', 'type_b', 'sequential', 'full', 'labels_20000'),
+            'sae_cifar100': ('full',), 'sae_mnist': ('labels_100', 'labels_1000_sequential'),
+            'sae_fashion_mnist': ('full',)}
 
 def load_config_file(name, arg=None):
   spec = importlib.util.spec_from_file_location(name, REPO / 'configs' / f'{name}.py')
@@ -96,6 +99,8 @@ def first_learner_and_batch(name, arg):
   if config.method == 'ssl':
     config.probe.dataset = ''  # the transfer dataset is not needed to trace the encoder
     config.ssl.batch_size = 64
+  if config.method == 'sae' and config.sae.num_labels:
+    config.sae.num_labels = 8  # of the synthetic dataset's 128 examples
   dataset = synthetic(config)
   method = methods.get_method(config.method)
   if hasattr(method, 'phases'):
@@ -103,7 +108,8 @@ def first_learner_and_batch(name, arg):
   else:
     learner = method.build(config, dataset, steps_per_epoch=1)
   images = data_lib.preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)
-  return learner, {'image': images, 'label': jnp.asarray(dataset.y_train[:2])}
+  return learner, {'image': images, 'label': jnp.asarray(dataset.y_train[:2]),
+                   'index': jnp.arange(2)}
 
 
 @pytest.mark.parametrize('name, arg', list(_every_config()))
@@ -124,7 +130,9 @@ def test_every_config_file_trains_one_step(name):
   """Each file's default: one real, compiled step on random images of its dataset's shape."""
   learner, batch = first_learner_and_batch(name, None)
   state = learner.init(jax.random.key(0), batch['image'])
-  state, metrics = jax.jit(learner.train_step)(state, batch, jax.random.key(1))
+  # one-block schedules: the first block's step, which the training loop runs first
+  step = learner.block_steps[0] if learner.block_steps else learner.train_step
+  state, metrics = jax.jit(step)(state, batch, jax.random.key(1))
   assert int(state.step) == 1
   assert all(np.isfinite(float(v)) for v in metrics.values())
 

@@ -4,12 +4,13 @@ the run's end-of-training hook) or ``phases(config, dataset) -> [Phase]``."""
 
 from __future__ import annotations
 
-from jaxlocal.methods import associated, hebbian, local_error, ssl
+from jaxlocal.methods import associated, hebbian, local_error, sae, ssl
 
 METHODS = {
     'associated': associated,
     'hebbian': hebbian,
     'local_error': local_error,
+    'sae': sae,
     'ssl': ssl,
 }
 

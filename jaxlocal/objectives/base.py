@@ -6,7 +6,8 @@ A local objective is a pair of pure functions, in the spirit of optax's ``(init,
   decoder), created from an example of the block's output ``h``;
 * ``loss(aux_params, h, batch) -> (loss, metrics)``: a scalar loss and a dict of scalar metrics.
 
-``batch`` is a dict with at least ``'label'`` (int32 (B,)); during evaluation it also carries
+``batch`` is a dict with at least ``'label'`` (int32 (B,); −1 for an unlabelled example, which
+the label-based losses skip); during evaluation it also carries
 ``'mask'`` (float32 (B,), 0 for padding examples), which every metric must respect
 (:func:`batch_mean` does).
 """
@@ -54,15 +55,26 @@ def batch_mean(values: jax.Array, batch: dict) -> jax.Array:
   return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
+def labelled_mean(values: jax.Array, batch: dict) -> jax.Array:
+  """Mean of per-example ``values`` (B,) over the real examples with a label: a label of −1
+  marks an unlabelled example (semi-supervised training), which contributes nothing."""
+  labelled = batch['label'] >= 0
+  mask = batch.get('mask')
+  weight = labelled.astype(jnp.float32) * (1.0 if mask is None else mask)
+  return jnp.sum(jnp.where(labelled, values, 0.0) * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+
 def cross_entropy(logits: jax.Array, batch: dict) -> jax.Array:
-  """Mean softmax cross-entropy, logits (B, K) against ``batch['label']`` (B,)."""
-  per_example = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'])
-  return batch_mean(per_example, batch)
+  """Mean softmax cross-entropy, logits (B, K) against ``batch['label']`` (B,), over the
+  labelled examples."""
+  per_example = optax.softmax_cross_entropy_with_integer_labels(
+      logits, jnp.maximum(batch['label'], 0))
+  return labelled_mean(per_example, batch)
 
 
 def accuracy(logits: jax.Array, batch: dict) -> jax.Array:
-  """Fraction of ``argmax(logits)`` equal to ``batch['label']``."""
-  return batch_mean((jnp.argmax(logits, -1) == batch['label']).astype(jnp.float32), batch)
+  """Fraction of ``argmax(logits)`` equal to ``batch['label']``, over the labelled examples."""
+  return labelled_mean((jnp.argmax(logits, -1) == batch['label']).astype(jnp.float32), batch)
 
 
 def classifier(weight: float = 1.0) -> LocalObjective:
