@@ -154,3 +154,9 @@ def test_bad_configs_are_named(change, match):
   change(config)
   with pytest.raises(ValueError, match=match):
     sae.build(config, tiny_dataset(), steps_per_epoch=1)
+
+
+def test_a_stage_too_small_to_pool_is_named():
+  x, h = jnp.zeros((2, 1, 1, 4)), jnp.zeros((2, 1, 1, 8))
+  with pytest.raises(ValueError, match='too small'):
+    SAEHead(3).init(jax.random.key(0), x, h)

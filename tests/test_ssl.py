@@ -207,3 +207,34 @@ def test_bad_configs_are_named(tmp_path, change, match):
   change(config)
   with pytest.raises(ValueError, match=match):
     ssl.phases(config, load_dataset('encoder_data', data_dir=str(tmp_path)))
+
+
+def test_the_loop_picks_block_steps_on_the_host_exactly_as_train_step_would():
+  """The training loop compiles each block's step and picks one per step on the host; the
+  result equals running the learner's own train_step (lax.switch) in the same loop."""
+  from tqdm.auto import tqdm
+  from jaxlocal import data as data_lib
+  from jaxlocal.train import make_epoch_runner
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 256, (48, 4, 4, 1), dtype=np.uint8)
+  y = (np.arange(48) % 6).astype(np.int32)
+  dataset = data_lib.Dataset('tiny', x, y, x, y, 6, np.full(1, 0.5, np.float32),
+                             np.full(1, 0.25, np.float32), 'synthetic')
+  from jaxlocal.models.mlp import DenseBlock
+  blocks = [Block(DenseBlock(6, use_batch_norm=False), classifier(), name=f'b{i}')
+            for i in range(3)]
+  learner = make_learner(blocks, optax.adam(1e-2), schedule=BlockSchedule('random', seed=3))
+  finals = []
+  for candidate in (learner, learner._replace(block_steps=None)):
+    state = candidate.init(jax.random.key(0), jnp.zeros((2, 4, 4, 1)))
+    run_epoch = make_epoch_runner(candidate, dataset, 8, data_lib.Augment(), state,
+                                  jnp.asarray(x), jnp.asarray(y))
+    for epoch in (1, 2):
+      with tqdm(total=48, disable=True) as bar:
+        state, metrics, _ = run_epoch(state, jax.random.key(epoch), bar, epoch)
+    finals.append((state, metrics))
+  (a, ma), (b, mb) = finals
+  assert int(a.step) == int(b.step) == 12
+  for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+    np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
+  assert ma['active_block'] == mb['active_block']
