@@ -44,7 +44,9 @@ def with_labelled_subset(learner: Learner, labels, num_labels: int) -> Learner:
   must carry ``index`` (the examples' positions, as the training loop provides).
   """
   labels = np.asarray(labels)
-  labelled_split(jax.random.key(0), labels, num_labels)  # validates num_labels early
+  if not 0 < num_labels <= len(labels):
+    raise ValueError(f'num_labels={num_labels} must be in 1 … {len(labels)} (the training '
+                     'examples)')
 
   def init(rng, x):
     split_key, init_key = jax.random.split(rng)

@@ -140,7 +140,7 @@ def _dtp_encoder(config, optimizer):
   return learner, lambda state, x: apply_forward(forwards, state.params, x), s.num_epochs
 
 
-def probe_learner(num_classes: int, sizes: list[int], names: list[str]) -> list[Block]:
+def probe_blocks(num_classes: int, sizes: list[int], names: list[str]) -> list[Block]:
   """One linear probe block per probed layer, each reading its slice of the concatenated
   features (sizes in order); the last one's accuracy is the run's ``accuracy``."""
   bounds = [0]
@@ -231,7 +231,7 @@ def phases(config, dataset: data_lib.Dataset) -> list[Phase]:
   shapes = jax.eval_shape(features, init, example)
   sizes = [shapes[i].size for i in layers]
   target = probe_dataset(config, dataset)
-  probe = make_learner(probe_learner(target.num_classes, sizes, [f'layer{i}' for i in layers]),
+  probe = make_learner(probe_blocks(target.num_classes, sizes, [f'layer{i}' for i in layers]),
                        optax.adam(config.learning_rate))
   probe_data = ProbeData(config, dataset, target, encoder, features, layers, probe)
   result = []
