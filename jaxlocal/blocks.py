@@ -27,6 +27,7 @@ from flax import struct
 
 from jaxlocal.models.feedback import FEEDBACK, cosine_angle, with_true_feedback
 from jaxlocal.objectives.base import LocalObjective, LossFn, as_objective
+from jaxlocal.parallel.stages import Stage, StagedLearner, check_bounds
 from jaxlocal.schedules import BlockSchedule
 
 
@@ -78,6 +79,10 @@ class Learner(NamedTuple):
   ``train_step`` picks one by ``schedule.active_block(state.step)`` with ``lax.switch``. The
   training loop instead compiles every ``block_steps[i]`` and picks on the host: XLA's CPU
   backend runs convolution gradients inside a conditional ~30× slower than outside.
+
+  ``blocks`` is the network when the learner was built from :class:`Block`; ``staged(bounds)``,
+  where the blocks learn all at once and locally, cuts them into pipeline stages at ``bounds``
+  (a :class:`~jaxlocal.parallel.stages.StagedLearner`, :mod:`jaxlocal.parallel.pipeline`).
   """
 
   init: Callable[[jax.Array, jax.Array], TrainState]
@@ -86,6 +91,8 @@ class Learner(NamedTuple):
   check: Callable[[TrainState], None] | None = None
   block_steps: tuple | None = None
   schedule: BlockSchedule | None = None
+  blocks: tuple = ()
+  staged: Callable[[Sequence[int]], StagedLearner] | None = None
 
 
 def _normalise(blocks: Sequence[Block]) -> tuple[Block, ...]:
@@ -127,9 +134,10 @@ def run_blocks(blocks: Sequence[Block], params, batch_stats, batch: dict, *, tra
                rng: jax.Array, detach: bool = True):
   """The forward pass of every block and its objective.
 
-  Returns ``(losses, metrics, batch_stats, h_last)``: one loss per block (0 where a block has
-  no objective), metrics named ``<block>/<metric>`` plus the output block's ``accuracy``,
-  the updated statistics, and the last block's ``h`` (the network's logits).
+  Returns ``(losses, metrics, batch_stats, h_last, out_last)``: one loss per block (0 where a
+  block has no objective), metrics named ``<block>/<metric>`` plus the output block's
+  ``accuracy``, the updated statistics, the last block's ``h`` (the network's logits) and its
+  ``out`` (what a block after it would read).
   """
   x = batch['image']
   losses, metrics, new_stats = [], {}, []
@@ -147,7 +155,7 @@ def run_blocks(blocks: Sequence[Block], params, batch_stats, batch: dict, *, tra
     losses.append(loss)
   if f'{blocks[-1].name}/accuracy' in metrics:
     metrics['accuracy'] = metrics[f'{blocks[-1].name}/accuracy']
-  return losses, metrics, tuple(new_stats), h
+  return losses, metrics, tuple(new_stats), h, x
 
 
 def forward_features(blocks: Sequence[Block], params, batch_stats, x: jax.Array) -> list:
@@ -189,14 +197,36 @@ def alignment_angles(blocks: Sequence[Block], params, batch_stats, batch: dict, 
   0° is backprop; below 90° the feedback-alignment update still descends the loss.
   """
   def total(p):
-    losses, _, _, _ = run_blocks(blocks, p, batch_stats, batch, train=False,
-                                 rng=jax.random.key(0), detach=detach)
+    losses = run_blocks(blocks, p, batch_stats, batch, train=False,
+                        rng=jax.random.key(0), detach=detach)[0]
     return sum(losses)
 
   aligned = jax.grad(total)(params)
   true = jax.grad(total)(with_true_feedback(params))
   return {f'{b.name}/fa_angle': cosine_angle(aligned[i]['forward'], true[i]['forward'])
           for i, b in enumerate(blocks)}
+
+
+def update_blocks(blocks: Sequence[Block], optimizers: Sequence[optax.GradientTransformation],
+                  state: TrainState, batch: dict, rng: jax.Array, *, detach: bool = True):
+  """One step of every block on ``batch``: returns ``(state, metrics, out)``, ``out`` being the
+  last block's output (train mode, before the update), which a pipeline hands on."""
+  def total_loss(params):
+    losses, metrics, stats, _, out = run_blocks(blocks, params, state.batch_stats, batch,
+                                                train=True, rng=rng, detach=detach)
+    return sum(losses), (metrics, stats, out)
+
+  (loss, (metrics, stats, out)), grads = jax.value_and_grad(total_loss, has_aux=True)(
+      state.params)
+  params, opt_state = [], []
+  for tx, p, g, s in zip(optimizers, state.params, grads, state.opt_state):
+    updates, s = tx.update(g, s, p)
+    params.append(optax.apply_updates(p, updates))
+    opt_state.append(s)
+  metrics['loss'] = loss
+  new_state = state.replace(step=state.step + 1, params=tuple(params), batch_stats=stats,
+                            opt_state=tuple(opt_state))
+  return new_state, metrics, jax.lax.stop_gradient(out)
 
 
 def make_learner(blocks: Sequence[Block],
@@ -235,21 +265,7 @@ def make_learner(blocks: Sequence[Block],
                       opt_state=opt_state)
 
   def all_blocks_step(state: TrainState, batch: dict, rng: jax.Array):
-    def total_loss(params):
-      losses, metrics, stats, _ = run_blocks(blocks, params, state.batch_stats, batch,
-                                             train=True, rng=rng, detach=detach)
-      return sum(losses), (metrics, stats)
-
-    (loss, (metrics, stats)), grads = jax.value_and_grad(total_loss, has_aux=True)(state.params)
-    params, opt_state = [], []
-    for tx, p, g, s in zip(optimizers, state.params, grads, state.opt_state):
-      updates, s = tx.update(g, s, p)
-      params.append(optax.apply_updates(p, updates))
-      opt_state.append(s)
-    metrics['loss'] = loss
-    new_state = state.replace(step=state.step + 1, params=tuple(params), batch_stats=stats,
-                              opt_state=tuple(opt_state))
-    return new_state, metrics
+    return update_blocks(blocks, optimizers, state, batch, rng, detach=detach)[:2]
 
   def block_step(i: int):
     """The train step of block ``i`` alone, the blocks below it run forward only."""
@@ -283,17 +299,43 @@ def make_learner(blocks: Sequence[Block],
     return jax.lax.switch(active, block_steps, state, batch, rng)
 
   def eval_step(state: TrainState, batch: dict):
-    losses, metrics, _, _ = run_blocks(blocks, state.params, state.batch_stats, batch,
-                                       train=False, rng=jax.random.key(0), detach=True)
+    losses, metrics, _, _, _ = run_blocks(blocks, state.params, state.batch_stats, batch,
+                                          train=False, rng=jax.random.key(0), detach=True)
     metrics['loss'] = sum(losses)
     if has_feedback(state.params):
       metrics.update(alignment_angles(blocks, state.params, state.batch_stats, batch,
                                       detach=detach))
     return metrics
 
+  def staged(bounds: Sequence[int]) -> StagedLearner:
+    edges = check_bounds(bounds, len(blocks))
+    groups = list(zip(edges, edges[1:]))
+
+    def stage_step(a, b):
+      def step(state, x, batch, rng):
+        state, metrics, out = update_blocks(blocks[a:b], optimizers[a:b], state,
+                                            {**batch, 'image': x}, rng)
+        if b < len(blocks):
+          metrics.pop('accuracy', None)
+        return state, out, metrics
+      return Stage(step, f'{blocks[a].name}..{blocks[b - 1].name}')
+
+    def split(state):
+      return tuple(state.replace(params=state.params[a:b], batch_stats=state.batch_stats[a:b],
+                                 opt_state=state.opt_state[a:b]) for a, b in groups)
+
+    def merge(states):
+      cat = lambda field: tuple(x for s in states for x in getattr(s, field))
+      return states[0].replace(params=cat('params'), batch_stats=cat('batch_stats'),
+                               opt_state=cat('opt_state'))
+
+    return StagedLearner(tuple(stage_step(a, b) for a, b in groups), split, merge)
+
   if schedule.one_block_per_step:
-    return Learner(init, one_block_step, eval_step, block_steps=block_steps, schedule=schedule)
-  return Learner(init, all_blocks_step, eval_step)
+    return Learner(init, one_block_step, eval_step, block_steps=block_steps, schedule=schedule,
+                   blocks=blocks)
+  return Learner(init, all_blocks_step, eval_step, blocks=blocks,
+                 staged=staged if detach else None)
 
 
 def param_count(tree: Any) -> int:

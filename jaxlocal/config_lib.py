@@ -64,6 +64,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.lr_decay_factor = 0.25
   c.weight_decay = 0.0
   c.momentum = 0.0
+  # --- devices (README "Scaling out") ---
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = 1              # devices along the data axis (batch split); -1 = all the rest
+  c.mesh.stage = 1             # pipeline stages: consecutive blocks on their own devices
+  c.mesh.stage_bounds = ()     # first block of each stage after the first; () = balance by cost
+  c.mesh.distributed = False   # call jax.distributed.initialize() (multi-host)
+  c.mesh.coordinator = ''      # 'host:port' of process 0; '' = detect (Slurm, MPI, TPU)
+  c.mesh.num_processes = 0
+  c.mesh.process_id = 0
+  c.compute_dtype = 'float32'  # or 'bfloat16': bf16 compute, f32 parameters, optimiser and loss
   # --- bookkeeping ---
   c.checkpoints_to_keep = 2
   c.progress_bar = True

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from tqdm.auto import tqdm
 
 from jaxlocal import data as data_lib
@@ -29,6 +30,8 @@ from jaxlocal.blocks import Learner
 from jaxlocal.checkpoint import Checkpointer
 from jaxlocal.data.augment import Augment
 from jaxlocal.metrics import JsonlWriter
+from jaxlocal.parallel.mesh import (DATA, MeshSpec, batch_sharded, check_divisible, put,
+                                    replicated)
 from jaxlocal.plots import plot_learning_curves
 from jaxlocal.schedules import Phase
 
@@ -51,25 +54,31 @@ def _mean_over(sums: dict, count: float) -> dict:
 
 def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: int,
                       augment: Augment, state, x_train, y_train,
-                      order: data_lib.BatchOrder = data_lib.BatchOrder()):
+                      order: data_lib.BatchOrder = data_lib.BatchOrder(), mesh=None):
   """Compiles the train step once (once per block under a one-block schedule) and returns
   ``run_epoch``.
 
   The step is one jitted call that takes batch ``i`` of the epoch's permutation (``order``)
   from the on-device dataset, augments it, trains, and adds its metrics to running sums. The
   batch holds ``image``, ``label`` and ``index`` (the examples' positions in the training set).
-  ``run_epoch(state, key, bar, epoch) -> (state, mean train metrics, seconds)`` raises
-  :class:`TrainingDivergedError` when a metric stops being finite.
+  On a ``mesh`` (:mod:`jaxlocal.parallel.mesh`) everything but the batch is replicated and the
+  batch is split along ``data`` from the gather on, augmentation included; XLA inserts the
+  gradient all-reduce. ``run_epoch(state, key, bar, epoch) -> (state, mean train metrics,
+  seconds)`` raises :class:`TrainingDivergedError` when a metric stops being finite.
   """
   steps = data_lib.steps_per_epoch(len(x_train), batch_size)
+  mesh = mesh or MeshSpec().make()
+  check_divisible(batch_size, mesh)
+  rep = replicated(mesh)
+  shard = lambda tree: jax.lax.with_sharding_constraint(tree, batch_sharded(mesh))
 
   def fused(train_step):
     def step(state, sums, x_all, y_all, perm, key, i):
       idx = data_lib.batch_indices(perm, i, batch_size)
       aug_key, step_key = jax.random.split(jax.random.fold_in(key, i))
-      images = data_lib.preprocess(aug_key, x_all[idx], mean=dataset.mean, std=dataset.std,
-                                   **dataclasses.asdict(augment))
-      batch = {'image': images, 'label': y_all[idx], 'index': idx}
+      images = data_lib.preprocess(aug_key, shard(x_all[idx]), mean=dataset.mean,
+                                   std=dataset.std, **dataclasses.asdict(augment))
+      batch = shard({'image': images, 'label': y_all[idx], 'index': idx})
       state, metrics = train_step(state, batch, step_key)
       return state, jax.tree.map(jnp.add, sums, metrics)
     return step
@@ -81,13 +90,14 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
   batch = {'image': images, 'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32),
            'index': jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
   sums_shape = jax.eval_shape(learner.train_step, state, batch, jax.random.key(0))[1]
-  new_sums = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
+  new_sums = lambda: put(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), sums_shape), rep)
   # Compiled once, ahead of time, so no epoch's images/s includes compilation. Under a one-block
   # schedule every block's step is compiled and the host picks one per step (see Learner).
   branches = learner.block_steps or (learner.train_step,)
-  compiled = [jax.jit(fused(branch), donate_argnums=(0, 1)).lower(
-      state, new_sums(), x_train, y_train, jnp.zeros(len(x_train), jnp.int32),
-      jax.random.key(0), jnp.int32(0)).compile() for branch in branches]
+  compiled = [jax.jit(fused(branch), donate_argnums=(0, 1), in_shardings=rep,
+                      out_shardings=rep).lower(
+      state, new_sums(), x_train, y_train, np.zeros(len(x_train), np.int32),
+      put(jax.random.key(0), rep), np.int32(0)).compile() for branch in branches]
   if learner.block_steps:
     active_blocks = jax.jit(lambda start: jax.vmap(
         lambda t: learner.schedule.active_block(t, len(branches)))(start + jnp.arange(steps)))
@@ -97,15 +107,15 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
 
   def run_epoch(state, key, bar, epoch):
     perm_key, step_key = jax.random.split(key)
-    perm = order.permutation(perm_key, y_train, epoch=epoch, num_classes=dataset.num_classes,
-                             batch_size=batch_size)
+    perm = put(order.permutation(perm_key, y_train, epoch=epoch,
+                                 num_classes=dataset.num_classes, batch_size=batch_size), rep)
     sums = new_sums()
     started = time.perf_counter()
     active = (jax.device_get(active_blocks(state.step)) if learner.block_steps
               else [0] * steps)
     for i in range(steps):
       state, sums = compiled[int(active[i])](state, sums, x_train, y_train, perm, step_key,
-                                             jnp.int32(i))
+                                             np.int32(i))
       if (i + 1) % sync_every == 0 or i + 1 == steps:
         finite = bool(all_finite(sums))  # waits for the device: the bar shows real speed
         if not finite:
@@ -118,21 +128,27 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
   return run_epoch
 
 
-def make_eval_step(learner: Learner, dataset: data_lib.Dataset, augment: Augment = Augment()):
+def make_eval_step(learner: Learner, dataset: data_lib.Dataset, augment: Augment = Augment(),
+                   mesh=None):
   """``eval(state, x, y, mask) -> metrics × number of real examples`` (sums over batches).
 
   Test images are only normalised, unless the learner trains on two views (``augment.views``
   2): then they get the training views, drawn from a fixed key so every epoch sees the same.
+  On a ``mesh`` the batch is split along ``data`` when its size allows.
   """
   views = dataclasses.asdict(augment) if augment.views > 1 else {}
   key = jax.random.key(0) if views else None
+  mesh = mesh or MeshSpec().make()
 
   def evaluate(state, x, y, mask):
+    if len(x) % mesh.shape[DATA] == 0:
+      x, y, mask = jax.lax.with_sharding_constraint((x, y, mask), batch_sharded(mesh))
     images = data_lib.preprocess(key, x, mean=dataset.mean, std=dataset.std, **views)
     metrics = learner.eval_step(state, {'image': images, 'label': y, 'mask': mask})
     return jax.tree.map(lambda m: m * jnp.sum(mask), metrics)
 
-  return jax.jit(evaluate)
+  rep = replicated(mesh)
+  return jax.jit(evaluate, in_shardings=rep, out_shardings=rep)
 
 
 def evaluate(eval_step, state, x, y, batch_size: int) -> dict:
@@ -147,7 +163,8 @@ def evaluate(eval_step, state, x, y, batch_size: int) -> dict:
 def fit(learner: Learner, dataset: data_lib.Dataset, *, workdir: str, num_epochs: int,
         batch_size: int, seed: int = 0, augment: Augment = Augment(),
         order: data_lib.BatchOrder = data_lib.BatchOrder(), eval_batch_size: int = 1000,
-        checkpoints_to_keep: int = 2, progress_bar: bool = True) -> dict:
+        checkpoints_to_keep: int = 2, progress_bar: bool = True,
+        mesh: MeshSpec = MeshSpec()) -> dict:
   """Trains ``learner`` on ``dataset``, evaluating and checkpointing after every epoch.
 
   Resumes from the last checkpoint in ``workdir`` if there is one. Writes
@@ -157,16 +174,17 @@ def fit(learner: Learner, dataset: data_lib.Dataset, *, workdir: str, num_epochs
   phase = Phase('', learner, num_epochs, batch_size, augment, order=order)
   return fit_phases([phase], dataset, workdir=workdir, seed=seed,
                     eval_batch_size=eval_batch_size, checkpoints_to_keep=checkpoints_to_keep,
-                    progress_bar=progress_bar)
+                    progress_bar=progress_bar, mesh=mesh)
 
 
 def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: str,
                seed: int = 0, eval_batch_size: int = 1000, checkpoints_to_keep: int = 2,
-               progress_bar: bool = True) -> dict:
+               progress_bar: bool = True, mesh: MeshSpec = MeshSpec()) -> dict:
   """Runs ``phases`` in order, each resumable on its own; returns the last epoch's record.
 
   A single unnamed phase keeps its checkpoints in ``<workdir>/checkpoints``; named phases in
-  ``<workdir>/checkpoints/<name>``, with a ``phase`` field in their metrics records.
+  ``<workdir>/checkpoints/<name>``, with a ``phase`` field in their metrics records. ``mesh``
+  places every phase on a device mesh (:class:`~jaxlocal.parallel.mesh.MeshSpec`).
   """
   if not phases:
     raise ValueError('fit_phases needs at least one phase')
@@ -180,7 +198,7 @@ def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: s
     state, record = _train_phase(phase, phase_data, key, workdir=workdir,
                                  eval_batch_size=eval_batch_size,
                                  checkpoints_to_keep=checkpoints_to_keep,
-                                 progress_bar=progress_bar)
+                                 progress_bar=progress_bar, mesh=mesh)
     if phase.finish is not None:
       phase.finish(state, workdir)
   print(f'final: epoch {record["epoch"]}/{phases[-1].num_epochs} test_accuracy='
@@ -191,17 +209,20 @@ def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: s
 
 
 def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
-                 eval_batch_size: int, checkpoints_to_keep: int, progress_bar: bool):
+                 eval_batch_size: int, checkpoints_to_keep: int, progress_bar: bool,
+                 mesh: MeshSpec):
   """Trains one phase (resuming it if checkpointed): returns (state, last epoch's record)."""
   _check_positive(num_epochs=phase.num_epochs, eval_batch_size=eval_batch_size,
                   checkpoints_to_keep=checkpoints_to_keep)
   learner, batch_size = phase.learner, phase.batch_size
   steps = data_lib.steps_per_epoch(len(dataset.x_train), batch_size)
   init_key, train_key = jax.random.split(key)
-  x_train, y_train = jax.device_put(dataset.x_train), jax.device_put(dataset.y_train)
-  x_test, y_test = jax.device_put(dataset.x_test), jax.device_put(dataset.y_test)
-  example = data_lib.preprocess(None, x_train[:2], mean=dataset.mean, std=dataset.std)
-  state = jax.jit(learner.init)(init_key, example)
+  device_mesh = mesh.make()
+  rep = replicated(device_mesh)
+  x_train, y_train, x_test, y_test = put(
+      (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test), rep)
+  example = data_lib.preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)
+  state = jax.jit(learner.init, out_shardings=rep)(put(init_key, rep), put(example, rep))
 
   label = f' [{phase.name}]' if phase.name else ''
   checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints', phase.name),
@@ -215,8 +236,8 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
     writer.truncate(lambda r: r.get('phase', '') != phase.name or r['epoch'] <= start)
     records = [r for r in writer.read() if r.get('phase', '') == phase.name]
     run_epoch = make_epoch_runner(learner, dataset, batch_size, phase.augment, state, x_train,
-                                  y_train, phase.order)
-    eval_step = make_eval_step(learner, dataset, phase.augment)
+                                  y_train, phase.order, device_mesh)
+    eval_step = make_eval_step(learner, dataset, phase.augment, device_mesh)
 
     for epoch in range(start + 1, phase.num_epochs + 1):
       with tqdm(total=steps * batch_size, desc=f'epoch {epoch}/{phase.num_epochs}{label}',
@@ -335,4 +356,4 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return fit_phases(phases, dataset, workdir=workdir, seed=config.seed,
                     eval_batch_size=config.eval_batch_size,
                     checkpoints_to_keep=config.checkpoints_to_keep,
-                    progress_bar=config.progress_bar)
+                    progress_bar=config.progress_bar, mesh=MeshSpec.from_config(config))
