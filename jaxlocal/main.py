@@ -8,6 +8,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxlocal import train
+from jaxlocal.parallel.mesh import initialize_distributed
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Path to an ml_collections config file.',
@@ -21,6 +22,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
+  initialize_distributed(FLAGS.config)  # multi-host: before anything touches a device
   workdir = FLAGS.workdir or f'runs/{FLAGS.config.dataset}_{FLAGS.config.model}_{FLAGS.config.loss}'
   train.train_and_evaluate(FLAGS.config, workdir)
 

@@ -30,8 +30,10 @@ from jaxlocal.blocks import Learner
 from jaxlocal.checkpoint import Checkpointer
 from jaxlocal.data.augment import Augment
 from jaxlocal.metrics import JsonlWriter
-from jaxlocal.parallel.mesh import (DATA, MeshSpec, batch_sharded, check_divisible, put,
-                                    replicated)
+from jaxlocal.parallel.mesh import (DATA, STAGE, MeshSpec, batch_sharded, check_divisible, move,
+                                    put, replicated)
+from jaxlocal.parallel.cost import balanced_bounds
+from jaxlocal.parallel.pipeline import Pipeline
 from jaxlocal.plots import plot_learning_curves
 from jaxlocal.schedules import Phase
 
@@ -54,7 +56,8 @@ def _mean_over(sums: dict, count: float) -> dict:
 
 def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: int,
                       augment: Augment, state, x_train, y_train,
-                      order: data_lib.BatchOrder = data_lib.BatchOrder(), mesh=None):
+                      order: data_lib.BatchOrder = data_lib.BatchOrder(), mesh=None,
+                      stage_bounds: Sequence[int] = ()):
   """Compiles the train step once (once per block under a one-block schedule) and returns
   ``run_epoch``.
 
@@ -63,22 +66,22 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
   batch holds ``image``, ``label`` and ``index`` (the examples' positions in the training set).
   On a ``mesh`` (:mod:`jaxlocal.parallel.mesh`) everything but the batch is replicated and the
   batch is split along ``data`` from the gather on, augmentation included; XLA inserts the
-  gradient all-reduce. ``run_epoch(state, key, bar, epoch) -> (state, mean train metrics,
-  seconds)`` raises :class:`TrainingDivergedError` when a metric stops being finite.
+  gradient all-reduce. With a ``stage`` axis the blocks train as a pipeline cut at
+  ``stage_bounds`` (:mod:`jaxlocal.parallel.pipeline`). ``run_epoch(state, key, bar, epoch) ->
+  (state, mean train metrics, seconds)`` raises :class:`TrainingDivergedError` when a metric stops being finite.
   """
   steps = data_lib.steps_per_epoch(len(x_train), batch_size)
   mesh = mesh or MeshSpec().make()
   check_divisible(batch_size, mesh)
+  if mesh.shape[STAGE] > 1:
+    return _make_pipeline_epoch_runner(learner, dataset, batch_size, augment, x_train, y_train,
+                                       order, mesh, stage_bounds)
   rep = replicated(mesh)
-  shard = lambda tree: jax.lax.with_sharding_constraint(tree, batch_sharded(mesh))
+  make_batch = _batch_maker(dataset, batch_size, augment, batch_sharded(mesh))
 
   def fused(train_step):
     def step(state, sums, x_all, y_all, perm, key, i):
-      idx = data_lib.batch_indices(perm, i, batch_size)
-      aug_key, step_key = jax.random.split(jax.random.fold_in(key, i))
-      images = data_lib.preprocess(aug_key, shard(x_all[idx]), mean=dataset.mean,
-                                   std=dataset.std, **dataclasses.asdict(augment))
-      batch = shard({'image': images, 'label': y_all[idx], 'index': idx})
+      batch, step_key = make_batch(x_all, y_all, perm, key, i)
       state, metrics = train_step(state, batch, step_key)
       return state, jax.tree.map(jnp.add, sums, metrics)
     return step
@@ -102,12 +105,10 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
     active_blocks = jax.jit(lambda start: jax.vmap(
         lambda t: learner.schedule.active_block(t, len(branches)))(start + jnp.arange(steps)))
   sync_every = max(1, steps // 20)
-  all_finite = jax.jit(lambda t: jnp.all(jnp.stack([jnp.isfinite(x).all()
-                                                   for x in jax.tree.leaves(t)])))
 
   def run_epoch(state, key, bar, epoch):
     perm_key, step_key = jax.random.split(key)
-    perm = put(order.permutation(perm_key, y_train, epoch=epoch,
+    perm = put(order.permutation(perm_key, dataset.y_train, epoch=epoch,
                                  num_classes=dataset.num_classes, batch_size=batch_size), rep)
     sums = new_sums()
     started = time.perf_counter()
@@ -117,13 +118,77 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
       state, sums = compiled[int(active[i])](state, sums, x_train, y_train, perm, step_key,
                                              np.int32(i))
       if (i + 1) % sync_every == 0 or i + 1 == steps:
-        finite = bool(all_finite(sums))  # waits for the device: the bar shows real speed
-        if not finite:
-          bad = sorted(k for k, v in jax.device_get(sums).items() if not math.isfinite(v))
-          raise TrainingDivergedError(f'the training metrics {bad} became NaN or infinite at '
-                                      f'step {i + 1}/{steps}')
+        _check_finite(sums, f'step {i + 1}/{steps}')  # waits for the device
         bar.update((i + 1) * batch_size - bar.n)
     return state, _mean_over(sums, steps), time.perf_counter() - started
+
+  return run_epoch
+
+
+def _batch_maker(dataset: data_lib.Dataset, batch_size: int, augment: Augment, sharding):
+  """``make_batch(x_all, y_all, perm, key, i) -> (batch, step_key)``, jit-able: batch ``i`` of
+  the permutation gathered from the on-device dataset and augmented, split by ``sharding``
+  from the gather on."""
+  shard = lambda tree: jax.lax.with_sharding_constraint(tree, sharding)
+
+  def make_batch(x_all, y_all, perm, key, i):
+    idx = data_lib.batch_indices(perm, i, batch_size)
+    aug_key, step_key = jax.random.split(jax.random.fold_in(key, i))
+    images = data_lib.preprocess(aug_key, shard(x_all[idx]), mean=dataset.mean,
+                                 std=dataset.std, **dataclasses.asdict(augment))
+    return shard({'image': images, 'label': y_all[idx], 'index': idx}), step_key
+  return make_batch
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
+
+
+def _check_finite(sums: dict, where: str) -> None:
+  """Raises :class:`TrainingDivergedError` naming the metrics in ``sums`` that are not finite."""
+  if not bool(_all_finite(sums)):
+    bad = sorted(k for k, v in jax.device_get(sums).items() if not math.isfinite(v))
+    raise TrainingDivergedError(f'the training metrics {bad} became NaN or infinite at {where}')
+
+
+def _make_pipeline_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: int,
+                                augment: Augment, x_train, y_train, order, mesh, stage_bounds):
+  """``run_epoch`` of :func:`make_epoch_runner` for a block-parallel mesh (``stage`` > 1).
+
+  The dataset lives on stage 0's devices, which gather and augment each micro-batch; an epoch
+  is one pass of the delayed schedule (:mod:`jaxlocal.parallel.pipeline`), after which the
+  stages' states are merged back into the network's state, replicated over the mesh.
+  """
+  if learner.staged is None:
+    raise ValueError('mesh.stage > 1 (block parallel) needs a network of blocks that all learn '
+                     'at once from local objectives: the local_error method with a local loss '
+                     '(pred, sim, predsim, bpf). This learner trains globally, one block at a '
+                     'time, or is not built from blocks; use mesh.data for data parallel.')
+  steps = data_lib.steps_per_epoch(len(x_train), batch_size)
+  staged = learner.staged(stage_bounds)
+  pipe = Pipeline(staged, mesh)
+  rep0, rep = pipe.replicated[0], replicated(mesh)
+  x_train, y_train = move((x_train, y_train), rep0)
+  feed_step = jax.jit(_batch_maker(dataset, batch_size, augment, pipe.input_sharding()),
+                      in_shardings=rep0, out_shardings=(pipe.input_sharding(), rep0))
+
+  def run_epoch(state, key, bar, epoch):
+    perm_key, step_key = jax.random.split(key)
+    perm = put(order.permutation(perm_key, dataset.y_train, epoch=epoch,
+                                 num_classes=dataset.num_classes, batch_size=batch_size), rep0)
+    step_key = put(step_key, rep0)
+    states = pipe.place(staged.split(state))
+    sums = pipe.zero_sums(states, feed_step(x_train, y_train, perm, step_key, np.int32(0))[0])
+    started = time.perf_counter()
+    feed = lambda m: feed_step(x_train, y_train, perm, step_key, np.int32(m))[0]
+    states, sums = pipe.run(states, sums, feed, steps, step_key)
+    for k, stage_sums in enumerate(sums):
+      _check_finite(stage_sums, f'stage {k} in this epoch')
+    seconds = time.perf_counter() - started
+    bar.update(steps * batch_size - bar.n)
+    metrics = {k: float(v) / steps for k, v in pipe.metrics(sums).items()}
+    return move(staged.merge(states), rep), metrics, seconds
 
   return run_epoch
 
@@ -151,11 +216,11 @@ def make_eval_step(learner: Learner, dataset: data_lib.Dataset, augment: Augment
   return jax.jit(evaluate, in_shardings=rep, out_shardings=rep)
 
 
-def evaluate(eval_step, state, x, y, batch_size: int) -> dict:
-  """Every eval metric as a mean over the whole of (x, y)."""
+def evaluate(eval_step, state, x, y, batch_size: int, sharding=None) -> dict:
+  """Every eval metric as a mean over the whole of (x, y), batches placed by ``sharding``."""
   sums = None
-  for xb, yb, mask in data_lib.eval_batches(x, y, batch_size):
-    batch_sums = eval_step(state, xb, yb, mask)
+  for batch in data_lib.eval_batches(x, y, batch_size):
+    batch_sums = eval_step(state, *(put(batch, sharding) if sharding else batch))
     sums = batch_sums if sums is None else jax.tree.map(jnp.add, sums, batch_sums)
   return _mean_over(sums, len(x))
 
@@ -219,8 +284,7 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
   init_key, train_key = jax.random.split(key)
   device_mesh = mesh.make()
   rep = replicated(device_mesh)
-  x_train, y_train, x_test, y_test = put(
-      (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test), rep)
+  x_train, y_train = put((dataset.x_train, dataset.y_train), rep)
   example = data_lib.preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)
   state = jax.jit(learner.init, out_shardings=rep)(put(init_key, rep), put(example, rep))
 
@@ -228,15 +292,18 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
   checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints', phase.name),
                               checkpoints_to_keep)
   try:
-    writer = JsonlWriter(os.path.join(workdir, 'metrics.jsonl'))
+    writer = JsonlWriter(os.path.join(workdir, _per_process('metrics.jsonl')))
     start = checkpointer.latest_epoch()
     if start:
       state = checkpointer.restore(start, state)
       log.info('resumed%s from the checkpoint of epoch %d in %s', label, start, workdir)
     writer.truncate(lambda r: r.get('phase', '') != phase.name or r['epoch'] <= start)
     records = [r for r in writer.read() if r.get('phase', '') == phase.name]
+    bounds = mesh.stage_bounds
+    if mesh.stage > 1 and not bounds and learner.staged is not None:
+      bounds = _measured_bounds(learner, state, dataset, batch_size, phase.augment, mesh.stage)
     run_epoch = make_epoch_runner(learner, dataset, batch_size, phase.augment, state, x_train,
-                                  y_train, phase.order, device_mesh)
+                                  y_train, phase.order, device_mesh, bounds)
     eval_step = make_eval_step(learner, dataset, phase.augment, device_mesh)
 
     for epoch in range(start + 1, phase.num_epochs + 1):
@@ -253,7 +320,7 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
               f'{error} (epoch {epoch}{label}). Nothing of this epoch was saved; the last good '
               f'checkpoint (epoch {checkpointer.latest_epoch() or "none"}) in {workdir} is '
               'intact. Lower the learning rate or check the data, then rerun.') from None
-      test = evaluate(eval_step, state, x_test, y_test, eval_batch_size)
+      test = evaluate(eval_step, state, dataset.x_test, dataset.y_test, eval_batch_size, rep)
       record = {
           **({'phase': phase.name} if phase.name else {}),
           'train_loss': train.get('loss'),
@@ -269,13 +336,33 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
       checkpointer.save(epoch, state)
       records.append({'epoch': epoch, **record})
       plot_name = f'learning_curves_{phase.name}.png' if phase.name else 'learning_curves.png'
-      plot_learning_curves(records, os.path.join(workdir, plot_name))
+      if jax.process_index() == 0:
+        plot_learning_curves(records, os.path.join(workdir, plot_name))
       _print_epoch(f'{epoch}{label}', record, test)
   finally:
     checkpointer.close()
   if not records:
     raise RuntimeError(f'no epoch was trained and {workdir} holds no metrics{label}')
   return state, records[-1]
+
+
+def _measured_bounds(learner: Learner, state, dataset: data_lib.Dataset, batch_size: int,
+                     augment: Augment, num_stages: int) -> tuple[int, ...]:
+  """Stage bounds balancing the blocks' step times, measured on one device and one batch."""
+  x, y = dataset.x_train[:batch_size], dataset.y_train[:batch_size]
+  images = data_lib.preprocess(jax.random.key(0), x, mean=dataset.mean, std=dataset.std,
+                               **dataclasses.asdict(augment))
+  batch = {'image': images, 'label': jnp.asarray(y), 'index': jnp.arange(batch_size)}
+  bounds = balanced_bounds(learner, jax.device_get(state), batch, jax.random.key(0), num_stages)
+  log.warning('pipeline stages start at blocks %s (balanced by measured step time)', bounds)
+  return bounds
+
+
+def _per_process(name: str) -> str:
+  """``name`` for process 0; ``<name>.process<i>`` for the other processes of a multi-host run,
+  which train the same model and keep their own records beside it."""
+  index = jax.process_index()
+  return name if index == 0 else f'{name}.process{index}'
 
 
 def _print_epoch(epoch: str, record: dict, test: dict) -> None:
@@ -315,7 +402,7 @@ def check_config(config) -> None:
 
 def _save_config(config, workdir: str) -> None:
   """Writes config.json; warns when a resumed run's config differs from the stored one."""
-  path = os.path.join(workdir, 'config.json')
+  path = os.path.join(workdir, _per_process('config.json'))
   current = json.loads(config.to_json_best_effort())
   if os.path.exists(path):
     with open(path) as f:

@@ -1,8 +1,14 @@
-"""Shared test fixtures: the optional real-data folder beside the checkout."""
+"""Shared test fixtures: the optional real-data folder beside the checkout, and four simulated
+CPU devices for the multi-device tests (set before anything initialises a JAX backend; every
+other test runs on the default device as before)."""
 
 from pathlib import Path
 
+import jax
 import pytest
+
+NUM_DEVICES = 4
+jax.config.update('jax_num_cpu_devices', NUM_DEVICES)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
 REPO = Path(__file__).resolve().parents[1]

@@ -95,6 +95,16 @@ def hebbian_learner(h, num_hidden: int, steps_per_epoch: int, unit_norm: bool) -
   return Learner(init, train_step, eval_step, check)
 
 
+def hebbian_codes(W: jax.Array, v: jax.Array, *, current: str, p: float, n: float,
+                  per_example: bool) -> jax.Array:
+  """f(W·v) = max(W·v, 0)ⁿ (or f of the p-current ⟨W, v⟩_p), (B, K) from inputs v (B, N);
+  with ``per_example`` each row divided by its largest entry (see :func:`layer_features`)."""
+  h = rectified_power(v @ W.T if current == 'dot' else rule.currents(W, v, p), n)
+  if per_example:
+    h = h / jnp.maximum(jnp.max(h, axis=-1, keepdims=True), 1e-30)
+  return h
+
+
 def layer_features(W, dataset: data_lib.Dataset, *, current: str, p: float, n: float,
                    unit_norm: bool, code_scale: str = 'dataset',
                    batch_size: int = 1000) -> data_lib.Dataset:
@@ -116,10 +126,8 @@ def layer_features(W, dataset: data_lib.Dataset, *, current: str, p: float, n: f
 
   def codes(x):
     v = _flat_inputs(data_lib.preprocess(None, x, mean=dataset.mean, std=dataset.std), unit_norm)
-    h = rectified_power(v @ W.T if current == 'dot' else rule.currents(W, v, p), n)
-    if code_scale == 'example':
-      h = h / jnp.maximum(jnp.max(h, axis=-1, keepdims=True), 1e-30)
-    return h
+    return hebbian_codes(W, v, current=current, p=p, n=n,
+                         per_example=code_scale == 'example')
 
   result = feature_dataset(dataset, codes, batch_size=batch_size,
                            source=f'{dataset.source} → codes of a {W.shape[0]}-unit Hebbian layer')

@@ -27,19 +27,25 @@ class MeshSpec:
   """How many devices go along each axis: ``data`` (data parallel) × ``stage`` (pipeline).
 
   ``data=-1`` takes every device not used by the stages. The default (1, 1) is one device.
+  ``stage_bounds``: the first block of every stage after the first; empty = balanced by
+  measured cost (:func:`jaxlocal.parallel.cost.balanced_bounds`).
   """
 
   data: int = 1
   stage: int = 1
+  stage_bounds: tuple = ()
 
   def __post_init__(self):
     if self.stage < 1 or (self.data < 1 and self.data != -1):
       raise ValueError(f'mesh.data must be >= 1 (or -1 = all devices) and mesh.stage >= 1; got '
                        f'data={self.data}, stage={self.stage}')
+    if self.stage_bounds and len(self.stage_bounds) != self.stage - 1:
+      raise ValueError(f'mesh.stage_bounds={tuple(self.stage_bounds)} must name the first block '
+                       f'of each of the {self.stage - 1} stages after the first, or be empty')
 
   @classmethod
   def from_config(cls, config) -> 'MeshSpec':
-    return cls(config.mesh.data, config.mesh.stage)
+    return cls(config.mesh.data, config.mesh.stage, tuple(config.mesh.stage_bounds))
 
   @property
   def trivial(self) -> bool:
@@ -55,9 +61,13 @@ class MeshSpec:
           f'mesh data={self.data} × stage={self.stage} needs {max(needed, self.stage)} devices '
           f'but {len(devices)} exist ({jax.default_backend()}). Lower mesh.data / mesh.stage, '
           'or on CPU simulate devices with XLA_FLAGS=--xla_force_host_platform_device_count=N.')
-    if needed < len(devices):
+    if needed < len(devices) and not self.trivial:
       log.warning('the mesh uses %d of the %d devices', needed, len(devices))
     grid = np.array(devices[:needed], dtype=object).reshape(data, self.stage)
+    if any(len({d.process_index for d in row}) > 1 for row in grid):
+      raise ValueError(f'mesh.stage={self.stage} does not divide the {jax.local_device_count()} '
+                       'devices of each process: a pipeline (one row of the mesh) must live '
+                       'within one host; the data axis spans hosts')
     return Mesh(grid, (DATA, STAGE))
 
 
@@ -84,8 +94,53 @@ def check_divisible(batch_size: int, mesh: Mesh, what: str = 'batch_size') -> No
 
 
 def put(tree, sharding: NamedSharding):
-  """``tree`` placed with ``sharding``; host values must be equal on every process."""
-  return jax.device_put(tree, sharding)
+  """``tree`` placed with ``sharding``. Across processes (multi-host), each leaf's host value
+  must be the same on every process, as when every process loads the same data and seed."""
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+  return jax.tree.map(lambda x: _put_global(x, sharding), tree)
+
+
+def move(tree, sharding: NamedSharding):
+  """``tree`` (device arrays) re-placed with ``sharding``: from a stage's devices to the next
+  stage's, or between a stage and the whole mesh. Across processes every process must already
+  hold the pieces its own devices need, which is the case when each process owns whole rows of
+  the ``data × stage`` mesh (:meth:`MeshSpec.make` checks this); then nothing crosses hosts."""
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding, may_alias=False)
+  return jax.tree.map(lambda x: _move_local(x, sharding), tree)
+
+
+def _move_local(x: jax.Array, sharding: NamedSharding) -> jax.Array:
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    return jax.random.wrap_key_data(_move_local(jax.random.key_data(x), sharding),
+                                    impl=jax.random.key_impl(x))
+  held = {}
+  for shard in x.addressable_shards:
+    held.setdefault(_index_key(shard.index, x.shape), shard.data)
+  pieces = []
+  for device, index in sharding.addressable_devices_indices_map(x.shape).items():
+    piece = held.get(_index_key(index, x.shape))
+    if piece is None:
+      raise ValueError(f'process {jax.process_index()} holds no copy of the slice {index} of a '
+                       f'{x.shape} array that its device {device} needs; give each process '
+                       'whole rows of the data × stage mesh')
+    pieces.append(jax.device_put(piece, device))
+  return jax.make_array_from_single_device_arrays(x.shape, sharding, pieces)
+
+
+def _index_key(index, shape) -> tuple:
+  return tuple(s.indices(n) for s, n in zip(index, shape))
+
+
+def _put_global(x, sharding: NamedSharding):
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    return x if x.sharding == sharding else _move_local(x, sharding)
+  if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    return jax.random.wrap_key_data(_put_global(jax.random.key_data(x), sharding),
+                                    impl=jax.random.key_impl(x))
+  value = np.asarray(x)
+  return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
 
 def initialize_distributed(config) -> None:

@@ -15,7 +15,8 @@ Two implementations of the same schedule:
   reference the pipeline is tested against;
 - :class:`Pipeline`: each stage's step compiled for its own column of the ``data × stage`` mesh
   (data parallel within the stage); the host dispatches the stages of a tick without waiting,
-  so the devices run them concurrently, and activations move forward with ``device_put``.
+  so the devices run them concurrently, and activations move forward with ``device_put``
+  (:func:`~jaxlocal.parallel.mesh.move`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxlocal.parallel.mesh import DATA, STAGE, stage_mesh
+from jaxlocal.parallel.mesh import DATA, STAGE, move, put, stage_mesh
 from jaxlocal.parallel.stages import StagedLearner, merge_metrics, zeros_like_shapes
 
 
@@ -125,6 +127,7 @@ class Pipeline:
                 in_shardings=(rep, rep, split, split, rep, rep),
                 out_shardings=(rep, rep, split))
         for k, (rep, split) in enumerate(zip(self.replicated, self.split))]
+    self._compiled = None
 
   @property
   def num_stages(self) -> int:
@@ -135,14 +138,24 @@ class Pipeline:
     return self.split[0]
 
   def place(self, states: Sequence) -> tuple:
-    """Each stage's state on its own devices."""
-    return tuple(jax.device_put(s, rep) for s, rep in zip(states, self.replicated))
+    """Copies of the stages' states on their own devices (:meth:`run` consumes what it is
+    given; the arrays passed here stay valid)."""
+    return tuple(move(s, rep) for s, rep in zip(states, self.replicated))
 
   def zero_sums(self, states: Sequence, batch: dict) -> list:
-    """Per-stage metric accumulators, on each stage's devices."""
-    shapes, _ = metric_shapes(self.staged, states, batch)
-    return [jax.device_put(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), m), rep)
+    """Per-stage metric accumulators, on each stage's devices. The first call also compiles
+    every stage for these shapes, so no timed tick includes compilation."""
+    shapes, outs = metric_shapes(self.staged, states, batch)
+    sums = [put(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), m), rep)
             for m, rep in zip(shapes, self.replicated)]
+    if not self._compiled:
+      inputs = [batch['image'], *outs[:-1]]
+      labels = jax.eval_shape(_labels, batch)
+      key = jax.eval_shape(lambda: jax.random.key(0))
+      self._compiled = [call.lower(states[k], sums[k], inputs[k], labels, key,
+                                   jax.ShapeDtypeStruct((), jnp.int32)).compile()
+                        for k, call in enumerate(self._calls)]
+    return sums
 
   def run(self, states: Sequence, sums: Sequence, feed: Callable[[int], dict],
           num_microbatches: int, key: jax.Array):
@@ -150,7 +163,7 @@ class Pipeline:
     stage. Nothing here waits for a device; the caller decides when to synchronise."""
     S = self.num_stages
     states, sums = list(states), list(sums)
-    keys = [jax.device_put(key, rep) for rep in self.replicated]
+    keys = [move(key, rep) for rep in self.replicated]
     inbox = [None] * S
     for t in range(num_microbatches + S - 1):
       if t < num_microbatches:
@@ -161,10 +174,11 @@ class Pipeline:
         if inbox[k] is None:  # warm-up (k > t) or drain (t − k ≥ M)
           continue
         x, labels = inbox[k]
-        states[k], sums[k], out = self._calls[k](states[k], sums[k], x, labels, keys[k],
-                                                 jnp.int32(t - k))
+        step = self._compiled[k] if self._compiled else self._calls[k]
+        states[k], sums[k], out = step(states[k], sums[k], x, labels, keys[k],
+                                       jnp.int32(t - k))
         if k + 1 < S:
-          outbox[k + 1] = jax.device_put((out, labels), self.split[k + 1])
+          outbox[k + 1] = move((out, labels), self.split[k + 1])
       inbox = [None] + outbox[1:]
     return tuple(states), sums
 

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 
 
 class Stage(NamedTuple):
-  """One stage. ``step(state, x, batch, rng) -> (state, out, metrics)``; metrics hold ``loss``."""
+  """One stage. ``step(state, x, batch, rng) -> (state, out, metrics)``; ``metrics`` holds the
+  stage's ``loss`` when it has one (an explicit rule such as a Hebbian layer's may not)."""
 
   step: Callable[[Any, Any, dict, jax.Array], tuple[Any, Any, dict]]
   name: str
@@ -46,13 +47,20 @@ def learner_stage(learner, output: Callable[[Any, Any], Any], name: str) -> Stag
   return Stage(step, name)
 
 
+def chain(*stages: Stage) -> StagedLearner:
+  """Stages built apart (e.g. a Hebbian layer's :func:`learner_stage` and a head's block stage)
+  as one network whose state is the tuple of the stages' states."""
+  return StagedLearner(tuple(stages), split=tuple, merge=tuple)
+
+
 def merge_metrics(per_stage: Sequence[dict]) -> dict:
-  """One metrics dict for the network: block metrics as they are, ``loss`` summed over stages,
+  """One metrics dict for the network: block metrics as they are, ``loss`` summed over stages
+  that have one,
   ``accuracy`` the last stage's (the network's output)."""
   merged = {}
   for metrics in per_stage:
     merged.update({k: v for k, v in metrics.items() if k not in ('loss', 'accuracy')})
-  merged['loss'] = sum(m['loss'] for m in per_stage)
+  merged['loss'] = sum(m['loss'] for m in per_stage if 'loss' in m)
   if 'accuracy' in per_stage[-1]:
     merged['accuracy'] = per_stage[-1]['accuracy']
   return merged
