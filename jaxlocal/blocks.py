@@ -28,6 +28,7 @@ from flax import struct
 from jaxlocal.models.feedback import FEEDBACK, cosine_angle, with_true_feedback
 from jaxlocal.objectives.base import LocalObjective, LossFn, as_objective
 from jaxlocal.parallel.stages import Stage, StagedLearner, check_bounds
+from jaxlocal.precision import cast_floating, like
 from jaxlocal.schedules import BlockSchedule
 
 
@@ -43,11 +44,14 @@ class Block:
       function, or None for a block trained only through the gradients of blocks above it
       (global backprop).
     name: prefix of the block's metrics; defaults to ``block<i>``.
+    compute_dtype: the dtype ``forward`` computes in (:mod:`jaxlocal.precision`); None = that of
+      the parameters. The objective always receives float32.
   """
 
   forward: nn.Module
   objective: LocalObjective | LossFn | None = None
   name: str = ''
+  compute_dtype: Any = None
 
 
 @struct.dataclass
@@ -115,7 +119,11 @@ def _takes_train(module: nn.Module) -> bool:
 
 
 def _forward(block: Block, params, stats, x, *, train: bool, rng):
-  """Applies one block's forward part: returns (h, out, new_batch_stats)."""
+  """Applies one block's forward part: returns (h, out, new_batch_stats); ``h`` in float32
+  when the block computes in another dtype."""
+  dtype = block.compute_dtype
+  if dtype is not None:
+    params, x = cast_floating(params, dtype), cast_floating(x, dtype)
   variables = {'params': params}
   if stats:
     variables['batch_stats'] = stats
@@ -123,10 +131,12 @@ def _forward(block: Block, params, stats, x, *, train: bool, rng):
   if train:
     result, mutated = block.forward.apply(variables, x, rngs={'dropout': rng},
                                           mutable=['batch_stats'], **kwargs)
-    stats = mutated.get('batch_stats', stats)
+    stats = like(mutated.get('batch_stats', stats), stats)
   else:
     result = block.forward.apply(variables, x, **kwargs)
   h, out = result if isinstance(result, tuple) else (result, result)
+  if dtype is not None:
+    h = cast_floating(h, jnp.float32)
   return h, out, stats
 
 
@@ -231,7 +241,8 @@ def update_blocks(blocks: Sequence[Block], optimizers: Sequence[optax.GradientTr
 
 def make_learner(blocks: Sequence[Block],
                  optimizers: optax.GradientTransformation | Sequence[optax.GradientTransformation],
-                 *, detach: bool = True, schedule: BlockSchedule = BlockSchedule()) -> Learner:
+                 *, detach: bool = True, schedule: BlockSchedule = BlockSchedule(),
+                 compute_dtype=None) -> Learner:
   """Builds the :class:`Learner` that trains ``blocks``.
 
   Args:
@@ -244,8 +255,12 @@ def make_learner(blocks: Sequence[Block],
       randomized) the step runs the blocks below the active one forward in inference mode and
       computes the loss, gradient and update of the active block alone; its train metrics
       are ``loss`` and ``active_block``.
+    compute_dtype: the dtype of every block's forward pass (e.g. ``jnp.bfloat16``); parameters,
+      optimiser states and losses stay float32 (:mod:`jaxlocal.precision`).
   """
   blocks = _normalise(blocks)
+  if compute_dtype is not None:
+    blocks = tuple(dataclasses.replace(b, compute_dtype=compute_dtype) for b in blocks)
   if isinstance(optimizers, optax.GradientTransformation):
     optimizers = (optimizers,) * len(blocks)
   optimizers = tuple(optimizers)

@@ -35,6 +35,7 @@ from jaxlocal.parallel.mesh import (DATA, STAGE, MeshSpec, batch_sharded, check_
 from jaxlocal.parallel.cost import balanced_bounds
 from jaxlocal.parallel.pipeline import Pipeline
 from jaxlocal.plots import plot_learning_curves
+from jaxlocal.precision import compute_dtype
 from jaxlocal.schedules import Phase
 
 log = logging.getLogger('jaxlocal')
@@ -396,6 +397,8 @@ def check_config(config) -> None:
     raise ValueError(f'train_examples must be >= 0 (0 = all), got {config.train_examples}')
   if config.image_size < 0:
     raise ValueError(f'image_size must be >= 0 (0 = native), got {config.image_size}')
+  compute_dtype(config.compute_dtype)
+  MeshSpec.from_config(config)
   method = methods.get_method(config.method)
   method.check_config(config)
 

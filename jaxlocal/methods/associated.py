@@ -20,6 +20,7 @@ Config fields: ``model`` ('mlp', 'cnn' or 'vgg'), ``weight_decay`` (L2), ``assoc
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -29,6 +30,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxlocal import data as data_lib
+from jaxlocal import precision
 from jaxlocal.blocks import Block, Learner, TrainState, make_learner
 from jaxlocal.evaluation import class_distance_ratio
 from jaxlocal.models.associated import (Bridge, InversePathHead, SigmoidDense, apply,
@@ -51,20 +53,24 @@ def check_config(config) -> None:
 
 
 def _mse(prediction: jax.Array, target: jax.Array, batch: dict) -> jax.Array:
-  """Mean squared error over features, then over the batch's real examples."""
-  return batch_mean(jnp.mean(jnp.square(prediction - target), axis=-1), batch)
+  """Mean squared error over features, then over the batch's real examples (in float32)."""
+  error = prediction.astype(jnp.float32) - target.astype(jnp.float32)
+  return batch_mean(jnp.mean(jnp.square(error), axis=-1), batch)
 
 
 def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: int,
                             forward_optimizer: optax.GradientTransformation,
-                            target_optimizer: optax.GradientTransformation):
+                            target_optimizer: optax.GradientTransformation, compute_dtype=None):
   """The AL network with the given f_1 … f_N: returns ``(learner, predict)``.
+
+  Every layer computes in ``compute_dtype`` (None: float32); the losses are float32.
 
   ``state.params[i] = {'f', 'b', 'g', 'h'}``; h_1 outputs the ``num_classes`` class scores.
   ``predict(params, x, depth)`` (B, K) is the inverse-path inference from block ``depth``
   (``depth = N`` is the full network).
   """
   depth = len(forwards)
+  run = functools.partial(apply, dtype=compute_dtype)
   bridges = [Bridge(width) for _ in range(depth)]
   encoders = [SigmoidDense(width) for _ in range(depth)]
   decoders = [SigmoidDense(num_classes if i == 0 else width) for i in range(depth)]
@@ -95,10 +101,10 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
     metrics, total, states = {}, 0.0, []
     for i, p in enumerate(params):
       s_in, t_in = jax.lax.stop_gradient(s), jax.lax.stop_gradient(t)
-      s = apply(forwards[i], p['f'], s_in)
-      t = apply(encoders[i], p['g'], t_in)
-      assoc = _mse(apply(bridges[i], p['b'], s), jax.lax.stop_gradient(t), batch)
-      ae = _mse(apply(decoders[i], p['h'], t), t_in, batch)
+      s = run(forwards[i], p['f'], s_in)
+      t = run(encoders[i], p['g'], t_in)
+      assoc = _mse(run(bridges[i], p['b'], s), jax.lax.stop_gradient(t), batch)
+      ae = _mse(run(decoders[i], p['h'], t), t_in, batch)
       metrics[f'block{i + 1}/assoc_loss'], metrics[f'block{i + 1}/ae_loss'] = assoc, ae
       total = total + assoc + ae
       states.append(s)
@@ -106,10 +112,10 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
 
   def decode(params, s, ell):
     """h_1 ∘ … ∘ h_ℓ ∘ b_ℓ applied to s_ℓ: class scores (B, K)."""
-    t = apply(bridges[ell - 1], params[ell - 1]['b'], s)
+    t = run(bridges[ell - 1], params[ell - 1]['b'], s)
     for i in reversed(range(ell)):
-      t = apply(decoders[i], params[i]['h'], t)
-    return t
+      t = run(decoders[i], params[i]['h'], t)
+    return t.astype(jnp.float32)
 
   def train_step(state, batch, rng):
     del rng
@@ -131,7 +137,7 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
   def predict(params, x, ell):
     s = x
     for i in range(ell):
-      s = apply(forwards[i], params[i]['f'], s)
+      s = run(forwards[i], params[i]['f'], s)
     return decode(params, s, ell)
 
   return Learner(init, train_step, eval_step), predict
@@ -144,14 +150,14 @@ def _forwards(config, backprop: bool) -> list[nn.Module]:
 
 
 def backprop_baseline(forwards: list[nn.Module], width: int, num_classes: int,
-                      optimizer: optax.GradientTransformation) -> Learner:
+                      optimizer: optax.GradientTransformation, compute_dtype=None) -> Learner:
   """The thesis' BP baseline: the inference path of the AL network (f_1 … f_N, b_N, h_N … h_1)
   with ReLU (``forwards``), trained end to end on cross-entropy; the same parameter count as
   its prediction path."""
   blocks = [Block(f, name=f'block{i + 1}') for i, f in enumerate(forwards)]
   blocks.append(Block(InversePathHead(width, len(forwards), num_classes), classifier(),
                       name='output'))
-  return make_learner(blocks, optimizer, detach=False)
+  return make_learner(blocks, optimizer, detach=False, compute_dtype=compute_dtype)
 
 
 def build(config, dataset, steps_per_epoch: int) -> Learner:
@@ -159,16 +165,17 @@ def build(config, dataset, steps_per_epoch: int) -> Learner:
   the whole run), or its backprop baseline when ``associated.backprop``."""
   check_config(config)
   a = config.associated
+  dtype = precision.compute_dtype(config.compute_dtype)
   total = steps_per_epoch * config.num_epochs
   adam = lambda lr: make_optimizer('adam', fraction_decay(lr, total),
                                    weight_decay=config.weight_decay)
   if a.backprop:
     return backprop_baseline(_forwards(config, True), a.width, dataset.num_classes,
-                             adam(config.learning_rate))
+                             adam(config.learning_rate), dtype)
   forward_optimizer = adam(config.learning_rate)
   target_optimizer = adam(a.target_lr_factor * config.learning_rate)
   learner, _ = make_associated_learner(_forwards(config, False), a.width, dataset.num_classes,
-                                       forward_optimizer, target_optimizer)
+                                       forward_optimizer, target_optimizer, dtype)
   return learner
 
 

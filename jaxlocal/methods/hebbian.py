@@ -35,6 +35,7 @@ from jaxlocal.objectives.krotov import power_error
 from jaxlocal.optim import piecewise_epochs
 from jaxlocal.plots import plot_convergence, plot_receptive_fields
 from jaxlocal.rules import hebbian as rule
+from jaxlocal.precision import compute_dtype
 from jaxlocal.schedules import Phase
 
 RULES = ('ranking', 'exact')
@@ -177,7 +178,8 @@ def phases(config, dataset: data_lib.Dataset) -> list[Phase]:
   if h.backprop:
     blocks = [Block(PowerLayer(h.hidden[0], config.head.power), name='hidden'),
               _head(config, num_classes)]
-    learner = make_learner(blocks, _head_optimizer(config, head_steps), detach=False)
+    learner = make_learner(blocks, _head_optimizer(config, head_steps), detach=False,
+                           compute_dtype=compute_dtype(config.compute_dtype))
     return [Phase('', learner, config.num_epochs, config.batch_size,
                   data=lambda state, data: _raw_pixels(data))]
 
@@ -194,7 +196,8 @@ def phases(config, dataset: data_lib.Dataset) -> list[Phase]:
                                                            unit_norm=first_layer_unit_norm(h, i)),
                         h.num_epochs, h.batch_size, data=prepare,
                         finish=_plot_first_layer(dataset.image_shape, h.p) if first else None))
-  head_learner = make_learner([_head(config, num_classes)], _head_optimizer(config, head_steps))
+  head_learner = make_learner([_head(config, num_classes)], _head_optimizer(config, head_steps),
+                              compute_dtype=compute_dtype(config.compute_dtype))
   result.append(Phase('head', head_learner, config.num_epochs, config.batch_size,
                       data=functools.partial(
                           _codes_of_previous, p=h.p, n=config.head.power,

@@ -21,6 +21,7 @@ from jaxlocal.models.vgg import parse_arch, vgg_blocks
 from jaxlocal.objectives.base import classifier
 from jaxlocal.objectives.local_error import LOSSES, local_error
 from jaxlocal.optim import optimizer_from_config
+from jaxlocal.precision import compute_dtype
 
 MODES = LOSSES + ('glob', 'glob+sim')
 
@@ -91,7 +92,8 @@ def build(config, dataset, steps_per_epoch: int) -> Learner:
   blocks = network_blocks(config, num_classes=dataset.num_classes,
                           image_shape=dataset.image_shape)
   optimizer = optimizer_from_config(config, steps_per_epoch)
+  dtype = compute_dtype(config.compute_dtype)
   if config.freeze_hidden:
     frozen = [optax.set_to_zero()] * (len(blocks) - 1)
-    return make_learner(blocks, frozen + [optimizer], detach=True)
-  return make_learner(blocks, optimizer, detach=config.loss in LOSSES)
+    return make_learner(blocks, frozen + [optimizer], detach=True, compute_dtype=dtype)
+  return make_learner(blocks, optimizer, detach=config.loss in LOSSES, compute_dtype=dtype)

@@ -29,6 +29,7 @@ from jaxlocal.models.sae import SAE_TYPES, FinalClassifier, KeepInput, SAEHead
 from jaxlocal.models.vgg import vgg_blocks
 from jaxlocal.objectives.base import accuracy, classifier
 from jaxlocal.objectives.sae import supervised_autoencoder
+from jaxlocal.precision import compute_dtype
 from jaxlocal.schedules import BlockSchedule
 from jaxlocal.semi_supervised import with_labelled_subset
 
@@ -86,7 +87,8 @@ def build(config, dataset, steps_per_epoch: int) -> Learner:
   epochs_per_turn = 1 if s.schedule == 'wave' else config.num_epochs // len(blocks)
   schedule = BlockSchedule('wave' if s.schedule == 'wave' else 'sequential',
                            epochs_per_turn * steps_per_epoch)
-  local = make_learner(blocks, optimizers, schedule=schedule)
+  local = make_learner(blocks, optimizers, schedule=schedule,
+                       compute_dtype=compute_dtype(config.compute_dtype))
   heads = [SAEHead(dataset.num_classes, s.type) for _ in blocks[:-1]]
 
   def eval_step(state, batch):

@@ -44,6 +44,7 @@ from jaxlocal.objectives.base import classifier
 from jaxlocal.models.dtp import DTPForward, DTPInverse
 from jaxlocal.objectives.contrastive import LOSSES, two_view_loss, two_view_objective
 from jaxlocal.rules.dtp import apply_forward, make_dtp_learner
+from jaxlocal.precision import compute_dtype
 from jaxlocal.schedules import BlockSchedule, Phase
 
 SCHEMES = ('e2e', 'gll', 'rll', 'random')
@@ -107,16 +108,17 @@ def encoder_learner(config, steps_per_epoch: int) -> tuple[Learner, callable, in
   objective = lambda: two_view_objective(
       s.loss, EmbeddingHead(s.embedding, head_pool, s.update_rule), **_loss_kwargs(s))
   names = [f'layer{i}' for i in range(len(layers))]
+  dtype = compute_dtype(config.compute_dtype)
   if s.scheme == 'e2e':
     blocks = [Block(layer, name=n) for layer, n in zip(layers[:-1], names)]
     blocks.append(Block(layers[-1], objective(), name=names[-1]))
-    learner = make_learner(blocks, optimizer, detach=False)
+    learner = make_learner(blocks, optimizer, detach=False, compute_dtype=dtype)
     num_epochs = s.num_epochs
   else:
     blocks = [Block(layer, objective(), name=n) for layer, n in zip(layers, names)]
     schedule = (BlockSchedule('sequential', s.num_epochs * steps_per_epoch)
                 if s.scheme == 'gll' else BlockSchedule('random', seed=config.seed))
-    learner = make_learner(blocks, optimizer, schedule=schedule)
+    learner = make_learner(blocks, optimizer, schedule=schedule, compute_dtype=dtype)
     num_epochs = s.num_epochs * len(layers)
 
   def features(state, x):

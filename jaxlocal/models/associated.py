@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlocal.models.layers import max_pool_2x2
+from jaxlocal.precision import cast_floating
 
 he_normal = nn.initializers.he_normal()
 
@@ -130,5 +131,8 @@ class InversePathHead(nn.Module):
     return _dense(self.num_classes)(z)
 
 
-def apply(module: nn.Module, params, x: jax.Array) -> jax.Array:
+def apply(module: nn.Module, params, x: jax.Array, dtype=None) -> jax.Array:
+  """``module`` on ``x``, computing in ``dtype`` (None: the parameters' own, float32)."""
+  if dtype is not None:
+    params, x = cast_floating(params, dtype), cast_floating(x, dtype)
   return module.apply({'params': params}, x)
