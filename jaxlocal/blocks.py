@@ -84,9 +84,10 @@ class Learner(NamedTuple):
   training loop instead compiles every ``block_steps[i]`` and picks on the host: XLA's CPU
   backend runs convolution gradients inside a conditional ~30× slower than outside.
 
-  ``blocks`` is the network when the learner was built from :class:`Block`; ``staged(bounds)``,
-  where the blocks learn all at once and locally, cuts them into pipeline stages at ``bounds``
-  (a :class:`~jaxlocal.parallel.stages.StagedLearner`, :mod:`jaxlocal.parallel.pipeline`).
+  ``block_names`` name the blocks of a learner built from blocks; ``staged(bounds)``, where
+  they learn all at once and locally, cuts them into pipeline stages, each starting at one of
+  ``bounds`` (a :class:`~jaxlocal.parallel.stages.StagedLearner`,
+  :mod:`jaxlocal.parallel.pipeline`).
   """
 
   init: Callable[[jax.Array, jax.Array], TrainState]
@@ -95,7 +96,7 @@ class Learner(NamedTuple):
   check: Callable[[TrainState], None] | None = None
   block_steps: tuple | None = None
   schedule: BlockSchedule | None = None
-  blocks: tuple = ()
+  block_names: tuple[str, ...] = ()
   staged: Callable[[Sequence[int]], StagedLearner] | None = None
 
 
@@ -346,10 +347,11 @@ def make_learner(blocks: Sequence[Block],
 
     return StagedLearner(tuple(stage_step(a, b) for a, b in groups), split, merge)
 
+  names = tuple(b.name for b in blocks)
   if schedule.one_block_per_step:
     return Learner(init, one_block_step, eval_step, block_steps=block_steps, schedule=schedule,
-                   blocks=blocks)
-  return Learner(init, all_blocks_step, eval_step, blocks=blocks,
+                   block_names=names)
+  return Learner(init, all_blocks_step, eval_step, block_names=names,
                  staged=staged if detach else None)
 
 

@@ -163,9 +163,9 @@ def _make_pipeline_epoch_runner(learner: Learner, dataset: data_lib.Dataset, bat
   """
   if learner.staged is None:
     raise ValueError('mesh.stage > 1 (block parallel) needs a network of blocks that all learn '
-                     'at once from local objectives: the local_error method with a local loss '
-                     '(pred, sim, predsim, bpf). This learner trains globally, one block at a '
-                     'time, or is not built from blocks; use mesh.data for data parallel.')
+                     'at once from local objectives: local_error with a local loss (pred, sim, '
+                     'predsim, bpf) or associated. This learner trains globally, one block at '
+                     'a time, or is not built from blocks; use mesh.data for data parallel.')
   steps = data_lib.steps_per_epoch(len(x_train), batch_size)
   staged = learner.staged(stage_bounds)
   pipe = Pipeline(staged, mesh)

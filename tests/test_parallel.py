@@ -266,3 +266,23 @@ def test_bad_meshes_and_bounds_are_named():
   config.batch_size = 30
   with pytest.raises(ValueError, match='batch_size=30 does not split over mesh.data=4'):
     train.train_and_evaluate(config, '/tmp/unused')
+
+
+def test_associated_learning_block_parallel_equals_its_reference():
+  """AL's forward path s and target path t travel forward together; each stage trains its
+  blocks' f, b, g, h; one stage equals the learner's own step."""
+  dataset = digits()
+  learner = associated_learner(dataset)
+  batches = micro_batches((8, 8, 1), num=3)
+  state = learner.init(jax.random.key(1), batches['image'][0])
+  staged = learner.staged((1,))
+  key = jax.random.key(2)
+  ref_states, _ = run_reference(staged, staged.split(state), batches, key)
+  states, metrics, _ = run_pipeline(staged, staged.split(state), batches, MeshSpec(stage=2), key)
+  assert_trees_close(states, ref_states, atol=1e-6)
+  assert {'block1/assoc_loss', 'block2/ae_loss'} <= metrics.keys()
+  (whole,), _ = run_reference(learner.staged(()), (state,), batches, key)
+  step = jax.jit(learner.train_step)
+  for m in range(3):
+    state, _ = step(state, jax.tree.map(lambda a: a[m], batches), key)
+  assert_trees_close(whole.params, state.params, atol=1e-6)

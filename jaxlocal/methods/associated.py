@@ -37,6 +37,7 @@ from jaxlocal.models.associated import (Bridge, InversePathHead, SigmoidDense, a
                                         forward_modules)
 from jaxlocal.objectives.base import accuracy, batch_mean, classifier
 from jaxlocal.optim import fraction_decay, make_optimizer
+from jaxlocal.parallel.stages import Stage, StagedLearner, check_bounds
 
 FORWARD, TARGET = 'forward', 'target'
 GROUP_OF_PART = {'f': FORWARD, 'b': FORWARD, 'g': TARGET, 'h': TARGET}
@@ -74,9 +75,9 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
   bridges = [Bridge(width) for _ in range(depth)]
   encoders = [SigmoidDense(width) for _ in range(depth)]
   decoders = [SigmoidDense(num_classes if i == 0 else width) for i in range(depth)]
-  tx = optax.multi_transform(
+  tx = optax.multi_transform(  # one per block: each block keeps its own optimiser state
       {FORWARD: forward_optimizer, TARGET: target_optimizer},
-      lambda params: tuple({part: GROUP_OF_PART[part] for part in block} for block in params))
+      lambda block: {part: GROUP_OF_PART[part] for part in block})
 
   def init(rng, x):
     s, t = x, jnp.zeros((x.shape[0], num_classes), jnp.float32)
@@ -92,14 +93,13 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
       params.append(block)
     params = tuple(params)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=(),
-                      opt_state=tx.init(params))
+                      opt_state=tuple(tx.init(p) for p in params))
 
-  def local_losses(params, batch):
-    """Σ_i (L_i + L'_i), and (the per-block losses, s_1 … s_N)."""
-    s = batch['image']
-    t = jax.nn.one_hot(batch['label'], num_classes)
+  def local_losses(params, s, t, batch, first: int = 0):
+    """Σ_i (L_i + L'_i) over blocks first … first + len(params) − 1 from their inputs (s, t),
+    and (the per-block losses, [s_i], the last (s, t))."""
     metrics, total, states = {}, 0.0, []
-    for i, p in enumerate(params):
+    for i, p in enumerate(params, start=first):
       s_in, t_in = jax.lax.stop_gradient(s), jax.lax.stop_gradient(t)
       s = run(forwards[i], p['f'], s_in)
       t = run(encoders[i], p['g'], t_in)
@@ -108,7 +108,23 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
       metrics[f'block{i + 1}/assoc_loss'], metrics[f'block{i + 1}/ae_loss'] = assoc, ae
       total = total + assoc + ae
       states.append(s)
-    return total, (metrics, states)
+    return total, (metrics, states, (s, t))
+
+  def update(state, s, t, batch, first: int = 0):
+    """One step of the blocks in ``state`` (first … ) on inputs (s, t): (state, metrics, (s, t))."""
+    (loss, (metrics, _, out)), grads = jax.value_and_grad(local_losses, has_aux=True)(
+        state.params, s, t, batch, first)
+    params, opt_state = [], []
+    for p, g, o in zip(state.params, grads, state.opt_state):
+      updates, o = tx.update(g, o, p)
+      params.append(optax.apply_updates(p, updates))
+      opt_state.append(o)
+    metrics['loss'] = loss
+    state = state.replace(step=state.step + 1, params=tuple(params), opt_state=tuple(opt_state))
+    return state, metrics, jax.lax.stop_gradient(out)
+
+  def targets(batch):
+    return jax.nn.one_hot(batch['label'], num_classes)
 
   def decode(params, s, ell):
     """h_1 ∘ … ∘ h_ℓ ∘ b_ℓ applied to s_ℓ: class scores (B, K)."""
@@ -119,20 +135,36 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
 
   def train_step(state, batch, rng):
     del rng
-    (loss, (metrics, _)), grads = jax.value_and_grad(local_losses, has_aux=True)(
-        state.params, batch)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics['loss'] = loss
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    return update(state, batch['image'], targets(batch), batch)[:2]
 
   def eval_step(state, batch):
-    loss, (metrics, states) = local_losses(state.params, batch)
+    loss, (metrics, states, _) = local_losses(state.params, batch['image'], targets(batch),
+                                              batch)
     metrics['loss'] = loss
     for ell, s in enumerate(states, start=1):  # every depth decodes the s_ℓ computed above
       metrics[f'depth{ell}/accuracy'] = accuracy(decode(state.params, s, ell), batch)
     metrics['accuracy'] = metrics[f'depth{depth}/accuracy']
     return metrics
+
+  def staged(bounds):
+    """Pipeline stages of consecutive blocks; (s_i, t_i) travel forward together."""
+    edges = check_bounds(bounds, depth)
+    groups = list(zip(edges, edges[1:]))
+
+    def stage(a, b):
+      def step(state, x, batch, rng):
+        del rng
+        s, t = (x, targets(batch)) if a == 0 else x
+        state, metrics, out = update(state, s, t, batch, first=a)
+        return state, out, metrics
+      return Stage(step, f'block{a + 1}..block{b}')
+
+    split = lambda state: tuple(state.replace(params=state.params[a:b],
+                                              opt_state=state.opt_state[a:b]) for a, b in groups)
+    merge = lambda states: states[0].replace(
+        params=tuple(p for st in states for p in st.params),
+        opt_state=tuple(o for st in states for o in st.opt_state))
+    return StagedLearner(tuple(stage(a, b) for a, b in groups), split, merge)
 
   def predict(params, x, ell):
     s = x
@@ -140,7 +172,8 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
       s = run(forwards[i], params[i]['f'], s)
     return decode(params, s, ell)
 
-  return Learner(init, train_step, eval_step), predict
+  return Learner(init, train_step, eval_step, staged=staged,
+                 block_names=tuple(f'block{i + 1}' for i in range(depth))), predict
 
 
 def _forwards(config, backprop: bool) -> list[nn.Module]:
