@@ -1,0 +1,71 @@
+"""The same network trained locally vs by global backprop, in the same process: step time and
+peak temporary memory (XLA's compiled memory analysis), as ratios against ``glob``.
+
+Each row is one loss of ``jaxlocal.methods.local_error`` on the config's network (``glob`` is
+global backprop of the output loss through every block). Memory is
+``compiled.memory_analysis().temp_size_in_bytes`` of the jitted train step: the activations and
+workspace the step holds at its peak, beside the parameters, optimiser state and batch. Local
+learning can free a block's activations as soon as its own update is computed; global
+backprop keeps every block's until the backward pass reaches it.
+
+  python benchmarks/local_vs_global.py                       # VGG8B and VGG11B, batch 128
+  python benchmarks/local_vs_global.py --batch_size=32 --models=vgg8b
+  python benchmarks/local_vs_global.py --losses=glob,pred,predsim,pred+bpf,predsim+bpf \
+      --compute_dtype=bfloat16
+"""
+
+import jax
+from absl import app, flags
+from ml_collections import config_flags
+
+from common import learner_of, median_seconds, random_batch, report
+
+config_flags.DEFINE_config_file('config', 'configs/cifar10.py', 'Config of the dataset.')
+flags.DEFINE_list('models', ['vgg8b', 'vgg11b'], 'Networks (config.model values).')
+flags.DEFINE_list('losses', ['glob', 'pred', 'predsim', 'pred+bpf', 'predsim+bpf'],
+                  'Losses; "+bpf" = the backprop-free variant. The first is the baseline.')
+flags.DEFINE_integer('batch_size', 128, 'Batch size.')
+flags.DEFINE_string('compute_dtype', 'float32', 'float32 or bfloat16.')
+flags.DEFINE_integer('repeats', 5, 'Timed steps per row (the median is reported).')
+flags.DEFINE_string('json', 'local_vs_global.json', 'Where to write the results.')
+FLAGS = flags.FLAGS
+
+
+def measure(config, batch_size: int, repeats: int) -> dict:
+  learner, info = learner_of(config)
+  batch = random_batch(info, batch_size)
+  key = jax.random.key(0)
+  state = jax.jit(learner.init)(key, batch['image'][:2])
+  step = jax.jit(learner.train_step)
+  memory = step.lower(state, batch, key).compile().memory_analysis()
+  seconds, _ = median_seconds(step, state, batch, key, repeats=repeats)
+  return {'median_step_s': seconds, 'images_per_s': batch_size / seconds,
+          'temp_MiB': memory.temp_size_in_bytes / 2**20,
+          'argument_MiB': memory.argument_size_in_bytes / 2**20}
+
+
+def main(argv):
+  del argv
+  rows = []
+  for model in FLAGS.models:
+    base = None
+    for name in FLAGS.losses:
+      config = FLAGS.config
+      loss, _, bpf = name.partition('+')
+      config.model, config.loss, config.bpf = model, loss, bpf == 'bpf'
+      config.compute_dtype = FLAGS.compute_dtype
+      row = {'model': model, 'loss': name, **measure(config, FLAGS.batch_size, FLAGS.repeats)}
+      base = base or row
+      row['time_vs_first'] = row['median_step_s'] / base['median_step_s']
+      row['temp_memory_vs_first'] = row['temp_MiB'] / base['temp_MiB']
+      rows.append(row)
+      print(row, flush=True)
+  report(f'local vs global, batch {FLAGS.batch_size}, {FLAGS.compute_dtype}, median of '
+         f'{FLAGS.repeats} steps (ratios against {FLAGS.losses[0]} on the same network)',
+         ['model', 'loss', 'median_step_s', 'images_per_s', 'time_vs_first', 'temp_MiB',
+          'temp_memory_vs_first'], rows, FLAGS.json, batch_size=FLAGS.batch_size,
+         compute_dtype=FLAGS.compute_dtype)
+
+
+if __name__ == '__main__':
+  app.run(main)
