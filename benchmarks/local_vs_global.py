@@ -6,12 +6,13 @@ global backprop of the output loss through every block). Memory is
 ``compiled.memory_analysis().temp_size_in_bytes`` of the jitted train step: the activations and
 workspace the step holds at its peak, beside the parameters, optimiser state and batch. Local
 learning can free a block's activations as soon as its own update is computed; global
-backprop keeps every block's until the backward pass reaches it.
+backprop keeps every block's until the backward pass reaches it. TFLOP/s is XLA's FLOP count of
+the compiled step (``cost_analysis``) over its median time; with ``--peak_tflops`` the row also
+gives the achieved fraction of the device's matmul peak.
 
   python benchmarks/local_vs_global.py                       # VGG8B and VGG11B, batch 128
   python benchmarks/local_vs_global.py --batch_size=32 --models=vgg8b
-  python benchmarks/local_vs_global.py --losses=glob,pred,predsim,pred+bpf,predsim+bpf \
-      --compute_dtype=bfloat16
+  python benchmarks/local_vs_global.py --compute_dtype=bfloat16 --peak_tflops=989   # H100
 """
 
 import jax
@@ -27,6 +28,8 @@ flags.DEFINE_list('losses', ['glob', 'pred', 'predsim', 'pred+bpf', 'predsim+bpf
 flags.DEFINE_integer('batch_size', 128, 'Batch size.')
 flags.DEFINE_string('compute_dtype', 'float32', 'float32 or bfloat16.')
 flags.DEFINE_integer('repeats', 5, 'Timed steps per row (the median is reported).')
+flags.DEFINE_float('peak_tflops', 0.0, 'The device\'s dense matmul peak in TFLOP/s for the '
+                   'compute dtype (e.g. H100 SXM: 989 bf16, 495 tf32); 0 = not reported.')
 flags.DEFINE_string('json', 'local_vs_global.json', 'Where to write the results.')
 FLAGS = flags.FLAGS
 
@@ -37,11 +40,17 @@ def measure(config, batch_size: int, repeats: int) -> dict:
   key = jax.random.key(0)
   state = jax.jit(learner.init)(key, batch['image'][:2])
   step = jax.jit(learner.train_step)
-  memory = step.lower(state, batch, key).compile().memory_analysis()
+  compiled = step.lower(state, batch, key).compile()
+  memory, cost = compiled.memory_analysis(), compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
   seconds, _ = median_seconds(step, state, batch, key, repeats=repeats)
-  return {'median_step_s': seconds, 'images_per_s': batch_size / seconds,
-          'temp_MiB': memory.temp_size_in_bytes / 2**20,
-          'argument_MiB': memory.argument_size_in_bytes / 2**20}
+  tflops = cost.get('flops', float('nan')) / seconds / 1e12
+  row = {'median_step_s': seconds, 'images_per_s': batch_size / seconds,
+         'temp_MiB': memory.temp_size_in_bytes / 2**20,
+         'argument_MiB': memory.argument_size_in_bytes / 2**20, 'TFLOP_per_s': tflops}
+  if FLAGS.peak_tflops:
+    row['fraction_of_peak'] = tflops / FLAGS.peak_tflops
+  return row
 
 
 def main(argv):
@@ -63,8 +72,9 @@ def main(argv):
   report(f'local vs global, batch {FLAGS.batch_size}, {FLAGS.compute_dtype}, median of '
          f'{FLAGS.repeats} steps (ratios against {FLAGS.losses[0]} on the same network)',
          ['model', 'loss', 'median_step_s', 'images_per_s', 'time_vs_first', 'temp_MiB',
-          'temp_memory_vs_first'], rows, FLAGS.json, batch_size=FLAGS.batch_size,
-         compute_dtype=FLAGS.compute_dtype)
+          'temp_memory_vs_first', 'TFLOP_per_s']
+         + (['fraction_of_peak'] if FLAGS.peak_tflops else []), rows, FLAGS.json,
+         batch_size=FLAGS.batch_size, compute_dtype=FLAGS.compute_dtype)
 
 
 if __name__ == '__main__':

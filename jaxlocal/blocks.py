@@ -119,7 +119,7 @@ def _takes_train(module: nn.Module) -> bool:
   return 'train' in inspect.signature(module.__call__).parameters
 
 
-def _forward(block: Block, params, stats, x, *, train: bool, rng):
+def apply_block(block: Block, params, stats, x, *, train: bool, rng):
   """Applies one block's forward part: returns (h, out, new_batch_stats); ``h`` in float32
   when the block computes in another dtype."""
   dtype = block.compute_dtype
@@ -155,7 +155,7 @@ def run_blocks(blocks: Sequence[Block], params, batch_stats, batch: dict, *, tra
   for i, block in enumerate(blocks):
     if detach:
       x = jax.lax.stop_gradient(x)
-    h, x, stats = _forward(block, params[i]['forward'], batch_stats[i], x, train=train,
+    h, x, stats = apply_block(block, params[i]['forward'], batch_stats[i], x, train=train,
                            rng=jax.random.fold_in(rng, i))
     new_stats.append(stats)
     loss = jnp.zeros((), jnp.float32)
@@ -173,7 +173,7 @@ def forward_features(blocks: Sequence[Block], params, batch_stats, x: jax.Array)
   """Every block's ``h`` for inputs ``x`` in inference mode (for probes and diagnostics)."""
   features = []
   for i, block in enumerate(blocks):
-    h, x, _ = _forward(block, params[i]['forward'], batch_stats[i], x, train=False,
+    h, x, _ = apply_block(block, params[i]['forward'], batch_stats[i], x, train=False,
                        rng=jax.random.key(0))
     features.append(h)
   return features
@@ -187,7 +187,7 @@ def init_blocks(blocks: Sequence[Block], rng: jax.Array, x: jax.Array):
     kwargs = {'train': False} if _takes_train(block.forward) else {}
     variables = block.forward.init({'params': k_forward, 'dropout': k_forward}, x, **kwargs)
     block_stats = variables.get('batch_stats', {})
-    h, x, _ = _forward(block, variables['params'], block_stats, x, train=False, rng=k_forward)
+    h, x, _ = apply_block(block, variables['params'], block_stats, x, train=False, rng=k_forward)
     aux = block.objective.init(k_aux, h) if block.objective is not None else {}
     params.append({'forward': variables['params'], 'aux': aux})
     stats.append(block_stats)
@@ -288,12 +288,12 @@ def make_learner(blocks: Sequence[Block],
     def step(state: TrainState, batch: dict, rng: jax.Array):
       x = batch['image']
       for j in range(i):
-        _, x, _ = _forward(blocks[j], state.params[j]['forward'], state.batch_stats[j], x,
+        _, x, _ = apply_block(blocks[j], state.params[j]['forward'], state.batch_stats[j], x,
                            train=False, rng=rng)
       x = jax.lax.stop_gradient(x)
 
       def block_loss(p):
-        h, _, stats = _forward(blocks[i], p['forward'], state.batch_stats[i], x, train=True,
+        h, _, stats = apply_block(blocks[i], p['forward'], state.batch_stats[i], x, train=True,
                                rng=jax.random.fold_in(rng, i))
         loss, _ = blocks[i].objective.loss(p['aux'], h, batch)
         return loss, stats

@@ -102,8 +102,12 @@ def local_error_config(dataset: str, row: str | None, default_row: str) -> ml_co
 
 
 # Associated Learning (Kao & Chen, thesis Tables 3.1–3.3): dataset -> (input recipe, {row: ...}).
-# Rows name the AL network; '<row>_bp' is its backprop baseline (the same prediction path, ReLU).
+# Rows name the AL network; '<row>_bp' is its backprop baseline (the same prediction path, ReLU),
+# with the fields under 'bp' changed (the reference's BP VGG: BatchNorm, L2 5e-4; BP ResNets:
+# Adam 1e-3).
 _AL_CIFAR_INPUT = dict(standardize_input=True, augment=dict(crop_padding=4, flip=True))
+_AL_BP_VGG = dict(weight_decay=5e-4)
+_AL_BP_RESNET = dict(learning_rate=1e-3)
 AL_RECIPES = {
     'mnist': (dict(standardize_input=False, augment=dict()), {
         'mlp': dict(model='mlp', width=1024),
@@ -112,18 +116,27 @@ AL_RECIPES = {
     'cifar10': (_AL_CIFAR_INPUT, {
         'mlp': dict(model='mlp', width=3000),
         'cnn': dict(model='cnn', width=256),
-        'vgg': dict(model='vgg', width=300, weight_decay=1e-5),
+        'vgg': dict(model='vgg', width=300, weight_decay=1e-5, bp=_AL_BP_VGG),
+        'resnet20': dict(model='resnet20', width=300, weight_decay=1e-4, num_epochs=300,
+                         bp=_AL_BP_RESNET),
+        'resnet32': dict(model='resnet32', width=300, weight_decay=1e-4, num_epochs=300,
+                         bp=_AL_BP_RESNET),
     }),
     'cifar100': (_AL_CIFAR_INPUT, {
         'mlp': dict(model='mlp', width=3000),
         'cnn': dict(model='cnn', width=500),
-        'vgg': dict(model='vgg', width=500, weight_decay=1e-5),
+        'vgg': dict(model='vgg', width=500, weight_decay=1e-5, bp=_AL_BP_VGG),
+        'resnet20': dict(model='resnet20', width=500, weight_decay=5e-4, num_epochs=500,
+                         bp=_AL_BP_RESNET),
+        'resnet32': dict(model='resnet32', width=500, weight_decay=5e-4, num_epochs=500,
+                         bp=_AL_BP_RESNET),
     }),
 }
 
 
 def associated_learning_config(dataset: str, row: str) -> ml_collections.ConfigDict:
-  """The config of AL row ``row`` ('mlp', 'cnn', 'vgg', or any of them + '_bp') on ``dataset``."""
+  """The config of AL row ``row`` ('mlp', 'cnn', 'vgg', 'resnet20', 'resnet32', or any of them +
+  '_bp') on ``dataset``."""
   inputs, rows = AL_RECIPES[dataset]
   model, _, bp = row.partition('_')
   if model not in rows or bp not in ('', 'bp'):
@@ -134,8 +147,11 @@ def associated_learning_config(dataset: str, row: str) -> ml_collections.ConfigD
   c.dataset = dataset
   c.model = recipe['model']
   c.weight_decay = recipe.get('weight_decay', 0.0)
+  c.num_epochs = recipe.get('num_epochs', c.num_epochs)
   c.associated.update(width=recipe['width'], backprop=bp == 'bp',
                       standardize_input=inputs['standardize_input'])
+  if bp:
+    c.update(recipe.get('bp', {}))
   c.augment.update(inputs['augment'])
   return c
 

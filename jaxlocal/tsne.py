@@ -55,7 +55,7 @@ def tsne_of_runs(workdirs, block: int, examples: int, out: str) -> None:
   for workdir in workdirs:
     config, dataset, state = restored_run(workdir)
     x = data_lib.preprocess(None, dataset.x_test[:examples], mean=dataset.mean, std=dataset.std)
-    outputs = block_representations(config, state.params, x)
+    outputs = block_representations(config, state, x)
     if not 1 <= block <= len(outputs):
       raise ValueError(f'--block={block}: {workdir} has blocks 1..{len(outputs)}')
     kind = 'BP' if config.associated.backprop else 'AL'

@@ -32,7 +32,7 @@ class _State:
 
   def __init__(self, params):
     self.params = params
-    self.batch_stats = ()
+    self.batch_stats = ({},) * len(params)
 
 
 def nonzero_parts(grads):
@@ -72,10 +72,10 @@ def test_inference_is_the_inverse_path_composition():
   s = apply(f[1], p[1]['f'], apply(f[0], p[0]['f'], batch['image']))
   t = apply(Bridge(WIDTH), p[1]['b'], s)
   expected = apply(SigmoidDense(CLASSES), p[0]['h'], apply(SigmoidDense(WIDTH), p[1]['h'], t))
-  np.testing.assert_allclose(predict(p, batch['image'], 2), expected, rtol=1e-6)
+  np.testing.assert_allclose(predict(state, batch["image"], 2), expected, rtol=1e-6)
   short = apply(SigmoidDense(CLASSES), p[0]['h'],
                 apply(Bridge(WIDTH), p[0]['b'], apply(f[0], p[0]['f'], batch['image'])))
-  np.testing.assert_allclose(predict(p, batch['image'], 1), short, rtol=1e-6)
+  np.testing.assert_allclose(predict(state, batch["image"], 1), short, rtol=1e-6)
   metrics = learner.eval_step(state, {**batch, 'mask': jnp.ones(6)})
   assert float(metrics['accuracy']) == float(metrics['depth2/accuracy'])
   assert 'depth1/accuracy' in metrics
@@ -160,3 +160,24 @@ def test_unknown_al_rows_name_the_choices():
   for row in ('vgg', 'mlp_xx', 'resnet20'):
     with pytest.raises(ValueError, match=r"unknown row .* for mnist; choose one of \['cnn', 'mlp'\]"):
       load_config_file('al_mnist', row)
+
+
+def test_resnet_al_keeps_batchnorm_statistics_per_block():
+  """ResNet_20_AL: f_1 is the stem, f_2..f_4 the stages (16, 32 s2, 64 s2 channels, 3 basic
+  blocks each); training updates each block's running statistics, evaluation uses them."""
+  forwards = forward_modules('resnet20', 8)
+  assert [f.channels for f in forwards] == [16, 16, 32, 64]
+  assert [f.num_blocks for f in forwards] == [0, 3, 3, 3]
+  learner, predict = make_associated_learner(forwards, 8, CLASSES, optax.adam(1e-3),
+                                             optax.adam(2e-3))
+  x = jax.random.normal(jax.random.key(0), (4, 8, 8, 3))
+  batch = {'image': x, 'label': jnp.arange(4) % CLASSES}
+  state = learner.init(jax.random.key(1), x)
+  assert all(stats for stats in state.batch_stats)
+  new, metrics = jax.jit(learner.train_step)(state, batch, jax.random.key(2))
+  assert np.isfinite(float(metrics['loss']))
+  for old, updated in zip(state.batch_stats, new.batch_stats):
+    assert not jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), old, updated))
+  assert predict(new, x, 4).shape == (4, CLASSES)
+  s = predict(new, x, 1)  # shortcut inference from the stem
+  assert s.shape == (4, CLASSES) and np.all((s > 0) & (s < 1))

@@ -20,7 +20,7 @@ from jaxlocal.recipes import RECIPES, local_error_config
 
 CONFIG_FILES = sorted(p.stem for p in (REPO / 'configs').glob('*.py'))
 VARIANTS = {'hebbian_mnist': ('quick', 'sgd'), 'hebbian_cifar10': ('quick', 'sgd'), 'al_mnist': ('cnn', 'mlp_bp', 'cnn_bp'),
-            'al_cifar10': ('mlp', 'mlp_bp', 'cnn_bp', 'vgg', 'vgg_bp'),
+            'al_cifar10': ('mlp', 'mlp_bp', 'cnn_bp', 'vgg', 'vgg_bp', 'resnet20', 'resnet20_bp'),
             'al_cifar100': ('mlp', 'vgg', 'cnn_bp'),
             'ssl_cifar': ('e2e_rf', 'e2e_dtp', 'e2e_dtp_stride', 'rll_urf_neg5', 'simclr_e2e_bp',
                           'gll_rf'),

@@ -31,7 +31,7 @@ import optax
 
 from jaxlocal import data as data_lib
 from jaxlocal import precision
-from jaxlocal.blocks import Block, Learner, TrainState, make_learner
+from jaxlocal.blocks import Block, Learner, TrainState, apply_block, make_learner
 from jaxlocal.evaluation import class_distance_ratio
 from jaxlocal.models.associated import (Bridge, InversePathHead, SigmoidDense, apply,
                                         forward_modules)
@@ -67,11 +67,13 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
   Every layer computes in ``compute_dtype`` (None: float32); the losses are float32.
 
   ``state.params[i] = {'f', 'b', 'g', 'h'}``; h_1 outputs the ``num_classes`` class scores.
-  ``predict(params, x, depth)`` (B, K) is the inverse-path inference from block ``depth``
+  ``state.batch_stats[i]`` holds f_i's BatchNorm statistics (ResNet_AL; empty otherwise).
+  ``predict(state, x, depth)`` (B, K) is the inverse-path inference from block ``depth``
   (``depth = N`` is the full network).
   """
   depth = len(forwards)
   run = functools.partial(apply, dtype=compute_dtype)
+  f_blocks = [Block(f, compute_dtype=compute_dtype) for f in forwards]
   bridges = [Bridge(width) for _ in range(depth)]
   encoders = [SigmoidDense(width) for _ in range(depth)]
   decoders = [SigmoidDense(num_classes if i == 0 else width) for i in range(depth)]
@@ -79,48 +81,57 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
       {FORWARD: forward_optimizer, TARGET: target_optimizer},
       lambda block: {part: GROUP_OF_PART[part] for part in block})
 
+  def forward(i, p, stats, s, train: bool):
+    """s_i = f_i(s), and f_i's updated BatchNorm statistics (ResNet_AL)."""
+    s, _, stats = apply_block(f_blocks[i], p, stats, s, train=train, rng=jax.random.key(0))
+    return s, stats
+
   def init(rng, x):
     s, t = x, jnp.zeros((x.shape[0], num_classes), jnp.float32)
-    params = []
+    params, stats = [], []
     for i in range(depth):
       kf, kb, kg, kh = jax.random.split(jax.random.fold_in(rng, i), 4)
-      block = {'f': forwards[i].init(kf, s)['params']}
-      s = apply(forwards[i], block['f'], s)
+      variables = forwards[i].init(kf, s)
+      block = {'f': variables['params']}
+      stats.append(variables.get('batch_stats', {}))
+      s, _ = forward(i, block['f'], stats[-1], s, train=False)
       block['b'] = bridges[i].init(kb, s)['params']
       block['g'] = encoders[i].init(kg, t)['params']
       t = apply(encoders[i], block['g'], t)
       block['h'] = decoders[i].init(kh, t)['params']
       params.append(block)
     params = tuple(params)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=(),
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=tuple(stats),
                       opt_state=tuple(tx.init(p) for p in params))
 
-  def local_losses(params, s, t, batch, first: int = 0):
+  def local_losses(params, batch_stats, s, t, batch, *, first: int = 0, train: bool):
     """Σ_i (L_i + L'_i) over blocks first … first + len(params) − 1 from their inputs (s, t),
-    and (the per-block losses, [s_i], the last (s, t))."""
-    metrics, total, states = {}, 0.0, []
-    for i, p in enumerate(params, start=first):
+    and (the per-block losses, [s_i], the last (s, t), the updated statistics)."""
+    metrics, total, states, new_stats = {}, 0.0, [], []
+    for i, p, stats in zip(range(first, first + len(params)), params, batch_stats):
       s_in, t_in = jax.lax.stop_gradient(s), jax.lax.stop_gradient(t)
-      s = run(forwards[i], p['f'], s_in)
+      s, stats = forward(i, p['f'], stats, s_in, train)
       t = run(encoders[i], p['g'], t_in)
       assoc = _mse(run(bridges[i], p['b'], s), jax.lax.stop_gradient(t), batch)
       ae = _mse(run(decoders[i], p['h'], t), t_in, batch)
       metrics[f'block{i + 1}/assoc_loss'], metrics[f'block{i + 1}/ae_loss'] = assoc, ae
       total = total + assoc + ae
       states.append(s)
-    return total, (metrics, states, (s, t))
+      new_stats.append(stats)
+    return total, (metrics, states, (s, t), tuple(new_stats))
 
   def update(state, s, t, batch, first: int = 0):
     """One step of the blocks in ``state`` (first … ) on inputs (s, t): (state, metrics, (s, t))."""
-    (loss, (metrics, _, out)), grads = jax.value_and_grad(local_losses, has_aux=True)(
-        state.params, s, t, batch, first)
+    (loss, (metrics, _, out, stats)), grads = jax.value_and_grad(local_losses, has_aux=True)(
+        state.params, state.batch_stats, s, t, batch, first=first, train=True)
     params, opt_state = [], []
     for p, g, o in zip(state.params, grads, state.opt_state):
       updates, o = tx.update(g, o, p)
       params.append(optax.apply_updates(p, updates))
       opt_state.append(o)
     metrics['loss'] = loss
-    state = state.replace(step=state.step + 1, params=tuple(params), opt_state=tuple(opt_state))
+    state = state.replace(step=state.step + 1, params=tuple(params), batch_stats=stats,
+                          opt_state=tuple(opt_state))
     return state, metrics, jax.lax.stop_gradient(out)
 
   def targets(batch):
@@ -138,8 +149,9 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
     return update(state, batch['image'], targets(batch), batch)[:2]
 
   def eval_step(state, batch):
-    loss, (metrics, states, _) = local_losses(state.params, batch['image'], targets(batch),
-                                              batch)
+    loss, (metrics, states, _, _) = local_losses(state.params, state.batch_stats,
+                                                 batch['image'], targets(batch), batch,
+                                                 train=False)
     metrics['loss'] = loss
     for ell, s in enumerate(states, start=1):  # every depth decodes the s_ℓ computed above
       metrics[f'depth{ell}/accuracy'] = accuracy(decode(state.params, s, ell), batch)
@@ -159,18 +171,20 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
         return state, out, metrics
       return Stage(step, f'block{a + 1}..block{b}')
 
-    split = lambda state: tuple(state.replace(params=state.params[a:b],
-                                              opt_state=state.opt_state[a:b]) for a, b in groups)
-    merge = lambda states: states[0].replace(
-        params=tuple(p for st in states for p in st.params),
-        opt_state=tuple(o for st in states for o in st.opt_state))
+    split = lambda state: tuple(
+        state.replace(params=state.params[a:b], batch_stats=state.batch_stats[a:b],
+                      opt_state=state.opt_state[a:b]) for a, b in groups)
+    cat = lambda states, field: tuple(x for st in states for x in getattr(st, field))
+    merge = lambda states: states[0].replace(params=cat(states, 'params'),
+                                             batch_stats=cat(states, 'batch_stats'),
+                                             opt_state=cat(states, 'opt_state'))
     return StagedLearner(tuple(stage(a, b) for a, b in groups), split, merge)
 
-  def predict(params, x, ell):
+  def predict(state, x, ell):
     s = x
     for i in range(ell):
-      s = run(forwards[i], params[i]['f'], s)
-    return decode(params, s, ell)
+      s, _ = forward(i, state.params[i]['f'], state.batch_stats[i], s, train=False)
+    return decode(state.params, s, ell)
 
   return Learner(init, train_step, eval_step, staged=staged,
                  block_names=tuple(f'block{i + 1}' for i in range(depth))), predict
@@ -179,7 +193,8 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
 def _forwards(config, backprop: bool) -> list[nn.Module]:
   a = config.associated
   return forward_modules(config.model, a.width, activation='relu' if backprop else 'elu',
-                         standardize_input=a.standardize_input)
+                         standardize_input=a.standardize_input,
+                         batch_norm=backprop and config.model == 'vgg')
 
 
 def backprop_baseline(forwards: list[nn.Module], width: int, num_classes: int,
@@ -212,13 +227,15 @@ def build(config, dataset, steps_per_epoch: int) -> Learner:
   return learner
 
 
-def block_representations(config, params, x: jax.Array) -> list[jax.Array]:
-  """s_1 … s_N, the output of every forward function, for the AL network or its BP baseline."""
+def block_representations(config, state, x: jax.Array) -> list[jax.Array]:
+  """s_1 … s_N, the output of every forward function (inference mode), for the AL network or
+  its BP baseline."""
   backprop = config.associated.backprop
   forwards = _forwards(config, backprop)
   outputs, s = [], x
-  for f, block in zip(forwards, params):
-    s = apply(f, block['forward'] if backprop else block['f'], s)
+  for f, block, stats in zip(forwards, state.params, state.batch_stats):
+    s, _, _ = apply_block(Block(f), block['forward'] if backprop else block['f'], stats, s,
+                          train=False, rng=jax.random.key(0))
     outputs.append(s)
   return outputs
 
@@ -230,7 +247,7 @@ def finish(config, dataset):
     n = min(config.associated.metafeature_examples, len(dataset.x_test))
     x = data_lib.preprocess(None, dataset.x_test[:n], mean=dataset.mean, std=dataset.std)
     ratios = {f'block{i + 1}': class_distance_ratio(s, dataset.y_test[:n])
-              for i, s in enumerate(block_representations(config, state.params, x))}
+              for i, s in enumerate(block_representations(config, state, x))}
     with open(os.path.join(workdir, 'metafeatures.json'), 'w') as f:
       json.dump(ratios, f, indent=2)
     print('inter/intra class distance ratio per block: ' + ' '.join(

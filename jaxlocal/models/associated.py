@@ -71,9 +71,10 @@ class ForwardStage(nn.Module):
   activation: str = 'elu'
   dense: bool = False
   standardize_input: bool = False
+  batch_norm: bool = False   # conv-BN-activation (the BP VGG baseline)
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, train: bool = False):
     if self.standardize_input:
       x = per_image_standardize(x)
     act = ACTIVATIONS[self.activation]
@@ -86,21 +87,66 @@ class ForwardStage(nn.Module):
         x = act(_dense(item)(x))
       else:
         channels, stride = item if isinstance(item, tuple) else (item, 1)
-        x = act(nn.Conv(channels, (3, 3), strides=stride, padding='SAME',
-                        kernel_init=he_normal)(x))
+        x = _conv(channels, stride=stride, use_bias=not self.batch_norm)(x)
+        x = act(_batch_norm(train)(x) if self.batch_norm else x)
     return x
 
 
-MODELS = ('mlp', 'cnn', 'vgg')
+def _conv(channels: int, kernel: int = 3, stride: int = 1, use_bias: bool = True) -> nn.Conv:
+  return nn.Conv(channels, (kernel, kernel), strides=stride, padding='SAME', use_bias=use_bias,
+                 kernel_init=he_normal)
+
+
+def _batch_norm(train: bool) -> nn.BatchNorm:
+  """TensorFlow's batch-norm defaults (the reference's): momentum 0.99, epsilon 1e-3."""
+  return nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)
+
+
+class ResidualStage(nn.Module):
+  """One f_i of ResNet_AL: the stem (conv 16, BN, activation; ``num_blocks=0``) or a stage of
+  ``num_blocks`` basic blocks, act(BN(conv(act(BN(conv x)))) + shortcut), the first with
+  ``stride``; the shortcut is a 1×1 projection where the shape changes. NHWC."""
+
+  channels: int
+  num_blocks: int
+  stride: int = 1
+  activation: str = 'elu'
+  standardize_input: bool = False
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    if self.standardize_input:
+      x = per_image_standardize(x)
+    act = ACTIVATIONS[self.activation]
+    if self.num_blocks == 0:
+      return act(_batch_norm(train)(_conv(self.channels, use_bias=False)(x)))
+    for i in range(self.num_blocks):
+      stride = self.stride if i == 0 else 1
+      y = act(_batch_norm(train)(_conv(self.channels, stride=stride, use_bias=False)(x)))
+      y = _batch_norm(train)(_conv(self.channels, use_bias=False)(y))
+      if stride != 1 or x.shape[-1] != self.channels:
+        x = _conv(self.channels, kernel=1, stride=stride, use_bias=False)(x)
+      x = act(y + x)
+    return x
+
+
+MODELS = ('mlp', 'cnn', 'vgg', 'resnet20', 'resnet32')
 
 
 def forward_modules(model: str, width: int, activation: str = 'elu',
-                    standardize_input: bool = False) -> list[nn.Module]:
-  """The f_i of ``model``: 'mlp' (two Dense(width) blocks), 'cnn' (four conv blocks) or 'vgg'
-  (VGG_AL: [128, 256, M], [256, 512, M], [512, M, 512, M], [Dense 1024, Dense 1024]; no BN).
+                    standardize_input: bool = False, batch_norm: bool = False) -> list[nn.Module]:
+  """The f_i of ``model``: 'mlp' (two Dense(width) blocks), 'cnn' (four conv blocks), 'vgg'
+  (VGG_AL: [128, 256, M], [256, 512, M], [512, M, 512, M], [Dense 1024, Dense 1024]; BN only
+  with ``batch_norm``, the BP baseline's), 'resnet20' / 'resnet32' (the stem, then stages of 16,
+  32 (stride 2) and 64 (stride 2) channels with 3 resp. 5 basic blocks each, BatchNorm).
 
   ``standardize_input`` makes f_1 start with :func:`per_image_standardize`.
   """
+  if model.startswith('resnet') and model[6:] in ('20', '32'):
+    n = (int(model[6:]) - 2) // 6
+    stages = [(16, 0, 1), (16, n, 1), (32, n, 2), (64, n, 2)]
+    return [ResidualStage(c, blocks, stride, activation, standardize_input and i == 0)
+            for i, (c, blocks, stride) in enumerate(stages)]
   specs = {
       'mlp': [((width,), True), ((width,), True)],
       'cnn': [((32, 32), False), ((32, (32, 2)), False), ((64, 64), False),
@@ -109,7 +155,8 @@ def forward_modules(model: str, width: int, activation: str = 'elu',
               ((1024, 1024), True)],
   }
   if model in specs:
-    return [ForwardStage(spec, activation, dense, standardize_input=standardize_input and i == 0)
+    return [ForwardStage(spec, activation, dense, standardize_input=standardize_input and i == 0,
+                         batch_norm=batch_norm)
             for i, (spec, dense) in enumerate(specs[model])]
   raise ValueError(f'unknown Associated Learning model {model!r}; choose one of {MODELS}')
 

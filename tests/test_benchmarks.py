@@ -1,0 +1,38 @@
+"""The benchmark scripts run as documented (tiny settings) and write the JSON they promise."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+RUNS = {
+    'block_throughput': ['--config=configs/quickstart.py', '--batch_size=16', '--repeats=1'],
+    'local_vs_global': ['--config=configs/quickstart.py', '--models=vgg:8,M',
+                        '--losses=glob,pred,pred+bpf', '--batch_size=8', '--repeats=1'],
+    'scaling': ['--config=configs/quickstart.py', '--cpu_devices=2', '--devices=1,2',
+                '--batch_size=16', '--microbatches=3', '--repeats=1', '--steps=2'],
+}
+
+
+@pytest.mark.parametrize('name', sorted(RUNS))
+def test_benchmark_runs_and_writes_json(tmp_path, name):
+  out = tmp_path / f'{name}.json'
+  env = {**os.environ, 'PYTHONPATH': str(REPO)}
+  result = subprocess.run([sys.executable, f'benchmarks/{name}.py', *RUNS[name],
+                           f'--json={out}'], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert '| ' in result.stdout  # the Markdown table
+  rows = json.loads(out.read_text())['rows']
+  assert rows and all(v == v for r in rows for v in r.values() if isinstance(v, float))
+  if name == 'scaling':
+    assert {r['devices'] for r in rows} == {1, 2}
+    assert all(r['max_param_diff'] < 1e-5 for r in rows), rows
+    assert 'NOT meaningful' in result.stdout
+  if name == 'local_vs_global':
+    assert [r['loss'] for r in rows] == ['glob', 'pred', 'pred+bpf']
+    assert rows[0]['time_vs_first'] == 1.0 and all(r['temp_MiB'] >= 0 for r in rows)
