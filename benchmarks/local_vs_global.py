@@ -11,7 +11,7 @@ the compiled step (``cost_analysis``) over its median time; with ``--peak_tflops
 gives the achieved fraction of the device's matmul peak.
 
   python benchmarks/local_vs_global.py                       # VGG8B and VGG11B, batch 128
-  python benchmarks/local_vs_global.py --batch_size=32 --models=vgg8b
+  python benchmarks/local_vs_global.py --batch_size=32 --model=vgg8b
   python benchmarks/local_vs_global.py --compute_dtype=bfloat16 --peak_tflops=989   # H100
 """
 
@@ -22,7 +22,8 @@ from ml_collections import config_flags
 from common import learner_of, median_seconds, random_batch, report
 
 config_flags.DEFINE_config_file('config', 'configs/cifar10.py', 'Config of the dataset.')
-flags.DEFINE_list('models', ['vgg8b', 'vgg11b'], 'Networks (config.model values).')
+flags.DEFINE_multi_string('model', ['vgg8b', 'vgg11b'], 'Networks (config.model values); '
+                          'repeat the flag for several.')
 flags.DEFINE_list('losses', ['glob', 'pred', 'predsim', 'pred+bpf', 'predsim+bpf'],
                   'Losses; "+bpf" = the backprop-free variant. The first is the baseline.')
 flags.DEFINE_integer('batch_size', 128, 'Batch size.')
@@ -56,7 +57,7 @@ def measure(config, batch_size: int, repeats: int) -> dict:
 def main(argv):
   del argv
   rows = []
-  for model in FLAGS.models:
+  for model in FLAGS.model:
     base = None
     for name in FLAGS.losses:
       config = FLAGS.config

@@ -10,10 +10,12 @@ import pytest
 from conftest import REPO
 
 RUNS = {
-    'block_throughput': ['--config=configs/quickstart.py', '--batch_size=16', '--repeats=1'],
-    'local_vs_global': ['--config=configs/quickstart.py', '--models=vgg:8,M',
+    'block_throughput': ['--config=configs/mnist.py:mlp', '--config.num_hidden=64',
+                         '--batch_size=16', '--repeats=1'],
+    'local_vs_global': ['--config=configs/quickstart.py', '--model=vgg:8,M',
                         '--losses=glob,pred,pred+bpf', '--batch_size=8', '--repeats=1'],
-    'scaling': ['--config=configs/quickstart.py', '--cpu_devices=2', '--devices=1,2',
+    'scaling': ['--config=configs/mnist.py:mlp', '--config.num_hidden=64', '--cpu_devices=2',
+                '--devices=1,2',
                 '--batch_size=16', '--microbatches=3', '--repeats=1', '--steps=2'],
 }
 
