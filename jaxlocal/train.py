@@ -30,8 +30,8 @@ from jaxlocal.blocks import Learner
 from jaxlocal.checkpoint import Checkpointer
 from jaxlocal.data.augment import Augment
 from jaxlocal.metrics import JsonlWriter
-from jaxlocal.parallel.mesh import (DATA, STAGE, MeshSpec, batch_sharded, check_divisible, move,
-                                    put, replicated)
+from jaxlocal.parallel.mesh import (DATA, STAGE, MeshSpec, batch_sharded, check_divisible,
+                                    dataset_sharding, move, put, replicated)
 from jaxlocal.parallel.cost import balanced_bounds
 from jaxlocal.parallel.pipeline import Pipeline
 from jaxlocal.plots import plot_learning_curves
@@ -65,9 +65,10 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
   The step is one jitted call that takes batch ``i`` of the epoch's permutation (``order``)
   from the on-device dataset, augments it, trains, and adds its metrics to running sums. The
   batch holds ``image``, ``label`` and ``index`` (the examples' positions in the training set).
-  On a ``mesh`` (:mod:`jaxlocal.parallel.mesh`) everything but the batch is replicated and the
-  batch is split along ``data`` from the gather on, augmentation included; XLA inserts the
-  gradient all-reduce. With a ``stage`` axis the blocks train as a pipeline cut at
+  On a ``mesh`` (:mod:`jaxlocal.parallel.mesh`) the training set is split along ``data``
+  (:func:`~jaxlocal.parallel.mesh.dataset_sharding`), the state is replicated, and the batch is
+  split along ``data`` from the gather on, augmentation included; XLA gathers each device's
+  examples and inserts the gradient all-reduce. With a ``stage`` axis the blocks train as a pipeline cut at
   ``stage_bounds`` (:mod:`jaxlocal.parallel.pipeline`). ``run_epoch(state, key, bar, epoch) ->
   (state, mean train metrics, seconds)`` raises :class:`TrainingDivergedError` when a metric stops being finite.
   """
@@ -75,8 +76,8 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
   mesh = mesh or MeshSpec().make()
   check_divisible(batch_size, mesh)
   if mesh.shape[STAGE] > 1:
-    return _make_pipeline_epoch_runner(learner, dataset, batch_size, augment, x_train, y_train,
-                                       order, mesh, stage_bounds)
+    return _make_pipeline_epoch_runner(learner, dataset, batch_size, augment, order, mesh,
+                                       stage_bounds)
   rep = replicated(mesh)
   make_batch = _batch_maker(dataset, batch_size, augment, batch_sharded(mesh))
 
@@ -98,7 +99,9 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
   # Compiled once, ahead of time, so no epoch's images/s includes compilation. Under a one-block
   # schedule every block's step is compiled and the host picks one per step (see Learner).
   branches = learner.block_steps or (learner.train_step,)
-  compiled = [jax.jit(fused(branch), donate_argnums=(0, 1), in_shardings=rep,
+  data = x_train.sharding if isinstance(x_train, jax.Array) else rep
+  compiled = [jax.jit(fused(branch), donate_argnums=(0, 1),
+                      in_shardings=(rep, rep, data, data, rep, rep, rep),
                       out_shardings=rep).lower(
       state, new_sums(), x_train, y_train, np.zeros(len(x_train), np.int32),
       put(jax.random.key(0), rep), np.int32(0)).compile() for branch in branches]
@@ -154,10 +157,11 @@ def _check_finite(sums: dict, where: str) -> None:
 
 
 def _make_pipeline_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: int,
-                                augment: Augment, x_train, y_train, order, mesh, stage_bounds):
+                                augment: Augment, order, mesh, stage_bounds):
   """``run_epoch`` of :func:`make_epoch_runner` for a block-parallel mesh (``stage`` > 1).
 
-  The dataset lives on stage 0's devices, which gather and augment each micro-batch; an epoch
+  The dataset lives on stage 0's devices (split along ``data``), which gather and augment each
+  micro-batch; an epoch
   is one pass of the delayed schedule (:mod:`jaxlocal.parallel.pipeline`), after which the
   stages' states are merged back into the network's state, replicated over the mesh.
   """
@@ -166,13 +170,15 @@ def _make_pipeline_epoch_runner(learner: Learner, dataset: data_lib.Dataset, bat
                      'at once from local objectives: local_error with a local loss (pred, sim, '
                      'predsim, bpf) or associated. This learner trains globally, one block at '
                      'a time, or is not built from blocks; use mesh.data for data parallel.')
-  steps = data_lib.steps_per_epoch(len(x_train), batch_size)
+  steps = data_lib.steps_per_epoch(len(dataset.x_train), batch_size)
   staged = learner.staged(stage_bounds)
   pipe = Pipeline(staged, mesh)
   rep0, rep = pipe.replicated[0], replicated(mesh)
-  x_train, y_train = move((x_train, y_train), rep0)
+  data = dataset_sharding(pipe.meshes[0], len(dataset.x_train))
+  x_train, y_train = put((dataset.x_train, dataset.y_train), data)
   feed_step = jax.jit(_batch_maker(dataset, batch_size, augment, pipe.input_sharding()),
-                      in_shardings=rep0, out_shardings=(pipe.input_sharding(), rep0))
+                      in_shardings=(data, data, rep0, rep0, rep0),
+                      out_shardings=(pipe.input_sharding(), rep0))
 
   def run_epoch(state, key, bar, epoch):
     perm_key, step_key = jax.random.split(key)
@@ -285,7 +291,8 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
   init_key, train_key = jax.random.split(key)
   device_mesh = mesh.make()
   rep = replicated(device_mesh)
-  x_train, y_train = put((dataset.x_train, dataset.y_train), rep)
+  x_train, y_train = put((dataset.x_train, dataset.y_train), dataset_sharding(device_mesh,
+                                                                            len(dataset.x_train)))
   example = data_lib.preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)
   state = jax.jit(learner.init, out_shardings=rep)(put(init_key, rep), put(example, rep))
 

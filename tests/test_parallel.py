@@ -32,7 +32,7 @@ from jaxlocal.methods.hebbian import hebbian_codes, hebbian_learner
 from jaxlocal.methods.local_error import network_blocks
 from jaxlocal.objectives.base import classifier
 from jaxlocal.optim import optimizer_from_config
-from jaxlocal.parallel.mesh import MeshSpec, put, replicated
+from jaxlocal.parallel.mesh import MeshSpec, dataset_sharding, put, replicated
 from jaxlocal.parallel.pipeline import Pipeline, delayed_schedule
 from jaxlocal.parallel.stages import balance, chain, check_bounds, learner_stage
 from jaxlocal.recipes import associated_learning_config, local_error_config
@@ -171,7 +171,8 @@ def one_epoch(learner, dataset, mesh_spec, augment=Augment()):
   """(state, mean train metrics) after one epoch of the training loop on ``mesh_spec``."""
   mesh = mesh_spec.make()
   rep = replicated(mesh)
-  x, y = put((dataset.x_train, dataset.y_train), rep)
+  x, y = put((dataset.x_train, dataset.y_train), dataset_sharding(mesh, len(dataset.x_train)))
+  assert x.sharding.shard_shape(x.shape)[0] == len(x) // mesh.shape['data']  # 1/n per device
   example = preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)
   state = jax.jit(learner.init, out_shardings=rep)(jax.random.key(0), example)
   run = train.make_epoch_runner(learner, dataset, 64, augment, state, x, y, mesh=mesh,

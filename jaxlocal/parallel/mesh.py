@@ -81,6 +81,12 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(DATA))
 
 
+def dataset_sharding(mesh: Mesh, num_examples: int) -> NamedSharding:
+  """Where an on-device training set lives: its examples split along ``data`` (each device
+  holds 1/data of it) when they divide evenly, else replicated."""
+  return batch_sharded(mesh) if num_examples % mesh.shape[DATA] == 0 else replicated(mesh)
+
+
 def stage_mesh(mesh: Mesh, stage: int) -> Mesh:
   """The 1-D ``data`` sub-mesh of the devices that run pipeline stage ``stage``."""
   return Mesh(mesh.devices[:, stage], (DATA,))
