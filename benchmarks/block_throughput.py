@@ -53,7 +53,8 @@ def main(argv):
                'examples_per_s': batch_size / whole})
   if learner.staged is not None:
     rows[-1]['share_of_sum'] = whole / sum(seconds)
-  name = config.get('model', config.method)
+  name = (f'{config.hebbian.hidden[0]}-unit layer' if config.method == 'hebbian'
+          else config.get('model', config.method))
   report(f'{config.method} {name} on {config.dataset} shapes, batch {batch_size}, '
          f'{device_name()}, median of {FLAGS.repeats}',
          ['block', 'median_ms', 'examples_per_s', 'share_of_sum'], rows, FLAGS.json,
