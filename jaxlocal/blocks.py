@@ -229,15 +229,22 @@ def update_blocks(blocks: Sequence[Block], optimizers: Sequence[optax.GradientTr
 
   (loss, (metrics, stats, out)), grads = jax.value_and_grad(total_loss, has_aux=True)(
       state.params)
+  metrics['loss'] = loss
+  return apply_gradients(state, grads, optimizers, stats), metrics, jax.lax.stop_gradient(out)
+
+
+def apply_gradients(state: TrainState, grads: tuple,
+                    optimizers: Sequence[optax.GradientTransformation],
+                    batch_stats: tuple) -> TrainState:
+  """Block i's optimiser applied to its gradients ``grads[i]`` (each block keeps its own
+  optimiser state), the new BatchNorm statistics stored and the step counted."""
   params, opt_state = [], []
   for tx, p, g, s in zip(optimizers, state.params, grads, state.opt_state):
     updates, s = tx.update(g, s, p)
     params.append(optax.apply_updates(p, updates))
     opt_state.append(s)
-  metrics['loss'] = loss
-  new_state = state.replace(step=state.step + 1, params=tuple(params), batch_stats=stats,
-                            opt_state=tuple(opt_state))
-  return new_state, metrics, jax.lax.stop_gradient(out)
+  return state.replace(step=state.step + 1, params=tuple(params), batch_stats=batch_stats,
+                       opt_state=tuple(opt_state))
 
 
 def make_learner(blocks: Sequence[Block],

@@ -31,7 +31,8 @@ import optax
 
 from jaxlocal import data as data_lib
 from jaxlocal import precision
-from jaxlocal.blocks import Block, Learner, TrainState, apply_block, make_learner
+from jaxlocal.blocks import (Block, Learner, TrainState, apply_block, apply_gradients,
+                             make_learner)
 from jaxlocal.evaluation import class_distance_ratio
 from jaxlocal.models.associated import (Bridge, InversePathHead, SigmoidDense, apply,
                                         forward_modules)
@@ -124,14 +125,8 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
     """One step of the blocks in ``state`` (first … ) on inputs (s, t): (state, metrics, (s, t))."""
     (loss, (metrics, _, out, stats)), grads = jax.value_and_grad(local_losses, has_aux=True)(
         state.params, state.batch_stats, s, t, batch, first=first, train=True)
-    params, opt_state = [], []
-    for p, g, o in zip(state.params, grads, state.opt_state):
-      updates, o = tx.update(g, o, p)
-      params.append(optax.apply_updates(p, updates))
-      opt_state.append(o)
     metrics['loss'] = loss
-    state = state.replace(step=state.step + 1, params=tuple(params), batch_stats=stats,
-                          opt_state=tuple(opt_state))
+    state = apply_gradients(state, grads, (tx,) * len(grads), stats)
     return state, metrics, jax.lax.stop_gradient(out)
 
   def targets(batch):
