@@ -18,8 +18,8 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from common import device_name, learner_of, median_seconds, random_batch, report
-from jaxlocal.parallel.cost import stage_seconds
+from common import device_name, learner_of, random_batch, report
+from jaxlocal.parallel.cost import median_seconds, stage_seconds
 
 config_flags.DEFINE_config_file('config', 'configs/predsim_vgg8b.py', 'Config of the network.')
 flags.DEFINE_integer('batch_size', 0, 'Batch size (0: the config\'s).')

@@ -4,8 +4,6 @@ and the Markdown + JSON report. Run benchmarks from the repository root."""
 from __future__ import annotations
 
 import json
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -33,18 +31,6 @@ def random_batch(info, batch_size: int, seed: int = 0) -> dict:
   return {'image': jax.random.normal(k1, (batch_size, *info.image_shape)),
           'label': jax.random.randint(k2, (batch_size,), 0, info.num_classes),
           'index': jnp.arange(batch_size)}
-
-
-def median_seconds(fn, *args, repeats: int = 5) -> tuple[float, list[float]]:
-  """Median wall seconds of ``fn(*args)`` over ``repeats`` calls after one warm-up call (which
-  compiles); every call waits for the device."""
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    started = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - started)
-  return statistics.median(times), times
 
 
 def _cell(value) -> str:

@@ -19,7 +19,8 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from common import learner_of, median_seconds, random_batch, report
+from common import learner_of, random_batch, report
+from jaxlocal.parallel.cost import median_seconds
 
 config_flags.DEFINE_config_file('config', 'configs/cifar10.py', 'Config of the dataset.')
 flags.DEFINE_multi_string('model', ['vgg8b', 'vgg11b'], 'Networks (config.model values); '

@@ -50,7 +50,7 @@ def max_difference(a, b) -> float:
 
 def data_parallel_row(learner, state, batches, n, repeats):
   import jax
-  from common import median_seconds
+  from jaxlocal.parallel.cost import median_seconds
   from jaxlocal.parallel.mesh import MeshSpec, batch_sharded, replicated
   mesh = MeshSpec(data=n).make()
   rep, split = replicated(mesh), batch_sharded(mesh)
@@ -70,7 +70,7 @@ def data_parallel_row(learner, state, batches, n, repeats):
 
 def block_parallel_row(learner, state, batches, n, repeats, bounds):
   import jax
-  from common import median_seconds
+  from jaxlocal.parallel.cost import median_seconds
   from jaxlocal.parallel.mesh import MeshSpec
   from jaxlocal.parallel.pipeline import Pipeline, delayed_schedule
   staged = learner.staged(bounds)

@@ -57,7 +57,7 @@ def metric_shapes(staged: StagedLearner, states: Sequence, batch: dict) -> tuple
   metrics, outs = [], []
   x, labels = batch['image'], _labels(batch)
   for k, stage in enumerate(staged.stages):
-    state_k, x, m = jax.eval_shape(stage.step, states[k], x, {**labels, 'image': x},
+    _, x, m = jax.eval_shape(stage.step, states[k], x, {**labels, 'image': x},
                                    jax.random.key(0))
     metrics.append(m)
     outs.append(x)
