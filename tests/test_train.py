@@ -78,6 +78,21 @@ def test_frozen_hidden_baseline_trains_only_the_output_layer():
                          state.params[-1]['forward']['Dense_0']['linear']['kernel'])
 
 
+def test_frozen_hidden_blocks_have_no_dropout():
+  """The frozen features the output layer trains on are the same whatever the dropout key (with
+  dropout a random net's train-mode features are unrelated to its test-mode ones)."""
+  config = tiny_config(freeze_hidden=True, dropout=0.3)
+  dataset = data_lib.load_dataset('digits', image_size=16)
+  learner = methods.get_method('local_error').build(config, dataset, steps_per_epoch=10)
+  images = data_lib.preprocess(None, dataset.x_train[:32], mean=dataset.mean, std=dataset.std)
+  batch = {'image': images, 'label': jnp.asarray(dataset.y_train[:32])}
+  state = learner.init(jax.random.key(0), images)
+  step = jax.jit(learner.train_step)
+  a, _ = step(state, batch, jax.random.key(1))
+  b, _ = step(state, batch, jax.random.key(2))
+  jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+
+
 def test_resume_is_exact(tmp_path):
   full, split = tmp_path / 'full', tmp_path / 'split'
   train.train_and_evaluate(tiny_config(num_epochs=2), str(full))
