@@ -3,7 +3,8 @@ activations the blocks below it produce, against the whole jitted step in the sa
 
 Each block is compiled as its own step (one pipeline stage per block,
 :func:`jaxlocal.parallel.cost.stage_seconds`); the whole step is the learner's ``train_step``.
-Medians of ``--repeats`` calls after a warm-up. "sum of blocks / whole step" above 1 is the
+Every step runs as the training loop runs it, its state donated
+(:func:`jaxlocal.parallel.cost.step_seconds`). Medians of ``--repeats`` calls after a warm-up. "sum of blocks / whole step" above 1 is the
 saving of fusing every block into one step (fewer dispatches, XLA scheduling across blocks);
 block-parallel training on S devices is bounded by the slowest stage.
 
@@ -19,7 +20,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from common import device_name, learner_of, random_batch, report
-from jaxlocal.parallel.cost import median_seconds, stage_seconds
+from jaxlocal.parallel.cost import stage_seconds, step_seconds
 
 config_flags.DEFINE_config_file('config', 'configs/predsim_vgg8b.py', 'Config of the network.')
 flags.DEFINE_integer('batch_size', 0, 'Batch size (0: the config\'s).')
@@ -38,8 +39,8 @@ def main(argv):
     batch['image'] = abs(batch['image'])
   key = jax.random.key(0)
   state = jax.jit(learner.init)(key, batch['image'][:2])
-  whole, _ = median_seconds(jax.jit(learner.train_step), state, batch, key,
-                            repeats=FLAGS.repeats)
+  whole, _ = step_seconds(jax.jit(learner.train_step, donate_argnums=0), state, batch, key,
+                          repeats=FLAGS.repeats)
   rows = []
   if learner.staged is not None:
     per_block = learner.staged(range(1, len(learner.block_names)))

@@ -20,7 +20,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from common import learner_of, random_batch, report
-from jaxlocal.parallel.cost import median_seconds
+from jaxlocal.parallel.cost import step_seconds
 
 config_flags.DEFINE_config_file('config', 'configs/cifar10.py', 'Config of the dataset.')
 flags.DEFINE_multi_string('model', ['vgg8b', 'vgg11b'], 'Networks (config.model values); '
@@ -41,11 +41,10 @@ def measure(config, batch_size: int, repeats: int) -> dict:
   batch = random_batch(info, batch_size)
   key = jax.random.key(0)
   state = jax.jit(learner.init)(key, batch['image'][:2])
-  step = jax.jit(learner.train_step)
-  compiled = step.lower(state, batch, key).compile()
+  compiled = jax.jit(learner.train_step, donate_argnums=0).lower(state, batch, key).compile()
   memory, cost = compiled.memory_analysis(), compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
-  seconds, _ = median_seconds(step, state, batch, key, repeats=repeats)
+  seconds, _ = step_seconds(compiled, state, batch, key, repeats=repeats)
   tflops = cost.get('flops', float('nan')) / seconds / 1e12
   row = {'median_step_s': seconds, 'images_per_s': batch_size / seconds,
          'temp_MiB': memory.temp_size_in_bytes / 2**20,

@@ -32,6 +32,7 @@ from jaxlocal.methods.hebbian import hebbian_codes, hebbian_learner
 from jaxlocal.methods.local_error import network_blocks
 from jaxlocal.objectives.base import classifier
 from jaxlocal.optim import optimizer_from_config
+from jaxlocal.parallel.cost import step_seconds
 from jaxlocal.parallel.mesh import MeshSpec, dataset_sharding, put, replicated
 from jaxlocal.parallel.pipeline import Pipeline, delayed_schedule
 from jaxlocal.parallel.stages import balance, chain, check_bounds, learner_stage
@@ -253,6 +254,20 @@ def test_balance_minimises_the_slowest_stage():
   assert balance([1, 1], 1) == ()
   with pytest.raises(ValueError, match='cannot cut 2 blocks into 3 stages'):
     balance([1, 1], 3)
+
+
+def test_step_seconds_chains_donated_states_and_keeps_the_callers():
+  """Each timed call runs on the state the previous one returned (warm-up + repeats steps), the
+  state is donated as in the training loop, and the caller's state stays usable."""
+  step = jax.jit(lambda state, inc: (state + inc, state.sum()), donate_argnums=0)
+  state = jnp.zeros(4)
+  seconds, (last, metric) = step_seconds(step, state, 1.0, repeats=3)
+  assert seconds > 0
+  np.testing.assert_array_equal(last, 4.0)   # 1 warm-up + 3 timed calls
+  assert float(metric) == 12.0               # the last call saw the state after three steps
+  np.testing.assert_array_equal(state, 0.0)  # not donated away
+  with pytest.raises(ValueError, match='repeats'):
+    step_seconds(step, state, 1.0, repeats=0)
 
 
 def test_bad_meshes_and_bounds_are_named():
