@@ -8,19 +8,14 @@ Each workdir's saved config and last checkpoint are restored; the block's output
 
 from __future__ import annotations
 
-import json
 import os
 
-import jax
-import jax.numpy as jnp
-import ml_collections
 from absl import app, flags
 
 from jaxlocal import data as data_lib
-from jaxlocal import methods
-from jaxlocal.checkpoint import Checkpointer
 from jaxlocal.methods.associated import block_representations
 from jaxlocal.plots import plot_tsne
+from jaxlocal.runs import restored_run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('workdirs', None, 'Finished runs of configs/al_*.py (AL or BP rows).')
@@ -29,31 +24,10 @@ flags.DEFINE_integer('examples', 2000, 'Test examples to map.')
 flags.DEFINE_string('out', 'tsne.png', 'Path of the PNG.')
 
 
-def restored_run(workdir: str):
-  """(config, dataset, state) of the last checkpoint of a finished run."""
-  with open(os.path.join(workdir, 'config.json')) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  if config.method != 'associated':
-    raise ValueError(f'{workdir} is a {config.method!r} run; t-SNE of blocks needs an '
-                     'Associated Learning run (configs/al_*.py)')
-  dataset = data_lib.load_dataset(config.dataset, data_dir=config.data_dir or None,
-                                  train_examples=config.train_examples,
-                                  image_size=config.image_size)
-  learner = methods.get_method('associated').build(config, dataset, steps_per_epoch=1)
-  like = jax.jit(learner.init)(jax.random.key(0), jnp.zeros((2, *dataset.image_shape)))
-  checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'))
-  epoch = checkpointer.latest_epoch()
-  if not epoch:
-    raise FileNotFoundError(f'no checkpoint in {workdir}/checkpoints: train the run first')
-  state = checkpointer.restore(epoch, like)
-  checkpointer.close()
-  return config, dataset, state
-
-
 def tsne_of_runs(workdirs, block: int, examples: int, out: str) -> None:
   panels = []
   for workdir in workdirs:
-    config, dataset, state = restored_run(workdir)
+    config, dataset, state = restored_run(workdir, 'associated')
     x = data_lib.preprocess(None, dataset.x_test[:examples], mean=dataset.mean, std=dataset.std)
     outputs = block_representations(config, state, x)
     if not 1 <= block <= len(outputs):

@@ -144,6 +144,17 @@ def test_tsne_of_an_al_and_a_bp_run_side_by_side(tmp_path):
   with pytest.raises(ValueError, match='has blocks 1..2'):
     tsne_of_runs([str(tmp_path / 'mlp')], block=3, examples=150, out=str(out))
 
+  # the metafeatures of a run, recomputed from its last checkpoint, are those it wrote at its end
+  from jaxlocal.metafeatures import write_metafeatures
+  written = tmp_path / 'mlp' / 'metafeatures.json'
+  at_end = json.loads(written.read_text())
+  written.unlink()
+  write_metafeatures(str(tmp_path / 'mlp'))
+  recomputed = json.loads(written.read_text())
+  for block, values in at_end.items():
+    for name, value in values.items():
+      assert recomputed[block][name] == pytest.approx(value, rel=1e-5), (block, name)
+
 
 def test_per_image_standardisation_is_the_first_step_of_f1():
   from jaxlocal.models.associated import per_image_standardize

@@ -1,0 +1,37 @@
+"""Every block's inter/intra class distance ratio (thesis §3.3) for saved Associated Learning /
+BP runs, from their last checkpoint: the ``metafeatures.json`` a finished run writes, also for
+runs stopped before their last epoch.
+
+  python -m jaxlocal.metafeatures --workdirs=runs/al_cnn,runs/al_cnn_bp
+"""
+
+from __future__ import annotations
+
+from absl import app, flags
+
+from jaxlocal.methods.associated import finish
+from jaxlocal.runs import restored_run
+
+FLAGS = flags.FLAGS
+
+
+def write_metafeatures(workdir: str) -> None:
+  """Writes ``<workdir>/metafeatures.json`` for the run's last checkpoint."""
+  config, dataset, state = restored_run(workdir, 'associated')
+  print(f'{workdir}: step {int(state.step)}')
+  finish(config, dataset)(state, workdir)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not FLAGS.workdirs:
+    raise app.UsageError('--workdirs needs at least one run directory')
+  for workdir in FLAGS.workdirs:
+    write_metafeatures(workdir)
+
+
+if __name__ == '__main__':
+  # defined here, not on import, so the module can be imported beside jaxlocal.tsne
+  flags.DEFINE_list('workdirs', None, 'Runs of configs/al_*.py (AL or BP rows).')
+  app.run(main)
