@@ -4,8 +4,8 @@ activations the blocks below it produce, against the whole jitted step in the sa
 Each block is compiled as its own step (one pipeline stage per block,
 :func:`jaxlocal.parallel.cost.stage_seconds`); the whole step is the learner's ``train_step``.
 Every step runs as the training loop runs it, its state donated
-(:func:`jaxlocal.parallel.cost.step_seconds`). Medians of ``--repeats`` calls after a warm-up. "sum of blocks / whole step" above 1 is the
-saving of fusing every block into one step (fewer dispatches, XLA scheduling across blocks);
+(:func:`jaxlocal.parallel.cost.step_seconds`). Medians of ``--repeats`` calls after a warm-up.
+"sum of blocks / whole step" above 1 is the saving of fusing every block into one step (fewer dispatches, XLA scheduling across blocks);
 block-parallel training on S devices is bounded by the slowest stage.
 
   python benchmarks/block_throughput.py --config=configs/predsim_vgg8b.py --batch_size=32
