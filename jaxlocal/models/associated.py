@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxlocal.models.convolution import conv_general_dilated
 from jaxlocal.models.layers import max_pool_2x2
 from jaxlocal.precision import cast_floating
 
@@ -94,7 +95,7 @@ class ForwardStage(nn.Module):
 
 def _conv(channels: int, kernel: int = 3, stride: int = 1, use_bias: bool = True) -> nn.Conv:
   return nn.Conv(channels, (kernel, kernel), strides=stride, padding='SAME', use_bias=use_bias,
-                 kernel_init=he_normal)
+                 kernel_init=he_normal, conv_general_dilated=conv_general_dilated)
 
 
 def _batch_norm(train: bool) -> nn.BatchNorm:

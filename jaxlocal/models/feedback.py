@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxlocal.models.convolution import conv
 from jaxlocal.models.layers import torch_kernel_init, uniform_fan_in
 
 FEEDBACK = 'feedback'
@@ -58,9 +59,7 @@ def _matmul(x, kernel):
 
 
 def _conv(x, kernel, *, stride: int, padding: int):
-  return jax.lax.conv_general_dilated(
-      x, kernel, (stride, stride), ((padding, padding), (padding, padding)),
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return conv(x, kernel, (stride, stride), ((padding, padding), (padding, padding)))
 
 
 class FADense(nn.Module):

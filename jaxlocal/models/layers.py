@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxlocal.models.convolution import conv_general_dilated
+
 torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
 
 
@@ -67,6 +69,7 @@ class Conv(nn.Module):
         use_bias=self.use_bias,
         kernel_init=torch_kernel_init,
         bias_init=uniform_fan_in(fan_in),
+        conv_general_dilated=conv_general_dilated,
         name='conv',
     )(x)
 

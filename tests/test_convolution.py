@@ -1,0 +1,94 @@
+"""The conv op with the matmul kernel gradient equals XLA's convolution, values and gradients."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from jaxlocal.models import convolution
+from jaxlocal.models.layers import Conv
+
+CASES = [  # (input shape, kernel shape, strides, padding)
+    ((2, 7, 6, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1))),
+    ((2, 8, 8, 3), (3, 3, 3, 5), (2, 2), 'SAME'),
+    ((1, 9, 7, 2), (3, 3, 2, 3), (2, 2), 'SAME'),        # odd sizes: asymmetric SAME padding
+    ((2, 6, 6, 4), (1, 1, 4, 2), (1, 1), 'VALID'),
+    ((2, 9, 9, 2), (5, 3, 2, 3), (2, 1), ((2, 0), (0, 1))),
+]
+
+
+def _inputs(x_shape, k_shape):
+  kx, kk, ky = jax.random.split(jax.random.key(0), 3)
+  return (jax.random.normal(kx, x_shape), jax.random.normal(kk, k_shape) / np.sqrt(k_shape[2]),
+          ky)
+
+
+def _xla(x, kernel, strides, padding):
+  return lax.conv_general_dilated(x, kernel, strides, padding,
+                                  dimension_numbers=convolution.NHWC,
+                                  precision=lax.Precision.HIGHEST)
+
+
+@pytest.mark.parametrize('x_shape, k_shape, strides, padding', CASES)
+def test_values_and_gradients_equal_xla_convolution(x_shape, k_shape, strides, padding):
+  x, kernel, key = _inputs(x_shape, k_shape)
+  ours = lambda x, k: convolution.conv(x, k, strides, padding, lax.Precision.HIGHEST)
+  y = ours(x, kernel)
+  np.testing.assert_allclose(y, _xla(x, kernel, strides, padding), rtol=1e-5, atol=1e-5)
+  dy = jax.random.normal(key, y.shape)
+  loss = lambda f: lambda x, k: jnp.vdot(f(x, k), dy)
+  expected = jax.jit(jax.grad(loss(lambda x, k: _xla(x, k, strides, padding)), (0, 1)))(x, kernel)
+  got = jax.jit(jax.grad(loss(ours), (0, 1)))(x, kernel)
+  for g, e in zip(got, expected):
+    np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('x_shape, k_shape, strides, padding', CASES[:3])
+def test_both_kernel_gradient_paths_agree(x_shape, k_shape, strides, padding):
+  """The CPU path (matmuls) and the other platforms' path (XLA) give the same ∂L/∂W."""
+  x, kernel, key = _inputs(x_shape, k_shape)
+  pads = lax.padtype_to_pads(x.shape[1:3], k_shape[:2], strides, padding) if isinstance(
+      padding, str) else padding
+  dy = jax.random.normal(key, _xla(x, kernel, strides, pads).shape)
+  kwargs = dict(strides=strides, padding=pads, precision=lax.Precision.HIGHEST)
+  np.testing.assert_allclose(convolution.kernel_grad_by_matmuls(x, dy, kernel, **kwargs),
+                             convolution.kernel_grad_by_xla(x, dy, kernel, **kwargs),
+                             rtol=1e-4, atol=1e-4)
+
+
+def test_bfloat16_kernel_gradient_keeps_the_kernel_dtype():
+  x, kernel, key = _inputs((2, 6, 6, 3), (3, 3, 3, 4))
+  x, kernel = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
+  g = jax.grad(lambda k: jnp.sum(convolution.conv(x, k).astype(jnp.float32)))(kernel)
+  assert g.dtype == jnp.bfloat16
+  expected = jax.grad(lambda k: jnp.sum(_xla(x.astype(jnp.float32), k, (1, 1), 'SAME')))(
+      kernel.astype(jnp.float32))
+  np.testing.assert_allclose(g.astype(jnp.float32), expected, rtol=2e-2, atol=5e-2)
+
+
+def test_dilated_and_grouped_convolutions_fall_back_to_lax():
+  x, kernel, _ = _inputs((2, 9, 9, 4), (3, 3, 2, 4))
+  for kwargs in ({'rhs_dilation': (2, 2)}, {'feature_group_count': 2}):
+    k = kernel if 'feature_group_count' in kwargs else jnp.concatenate([kernel, kernel], 2)
+    args = (x, k, (1, 1), 'SAME')
+    dn = lax.conv_dimension_numbers(x.shape, k.shape, convolution.NHWC)
+    np.testing.assert_array_equal(
+        convolution.conv_general_dilated(*args, dimension_numbers=dn, **kwargs),
+        lax.conv_general_dilated(*args, dimension_numbers=dn, **kwargs))
+
+
+def test_flax_conv_layer_uses_it_and_keeps_its_parameters():
+  """layers.Conv's parameter tree is nn.Conv's; its kernel gradient equals plain nn.Conv's."""
+  x, _, _ = _inputs((2, 8, 8, 3), (3, 3, 3, 4))
+  ours = Conv(4, stride=2)
+  params = ours.init(jax.random.key(1), x)
+  assert jax.tree.map(jnp.shape, params) == {
+      'params': {'conv': {'kernel': (3, 3, 3, 4), 'bias': (4,)}}}
+  plain = nn.Conv(4, (3, 3), strides=2, padding=((1, 1), (1, 1)))
+  g_ours = jax.grad(lambda p: jnp.sum(jnp.sin(ours.apply(p, x))))(params)['params']['conv']
+  g_plain = jax.grad(lambda p: jnp.sum(jnp.sin(plain.apply({'params': p}, x))))(
+      params['params']['conv'])
+  for name in ('kernel', 'bias'):
+    np.testing.assert_allclose(g_ours[name], g_plain[name], rtol=1e-4, atol=1e-5)
