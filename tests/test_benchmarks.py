@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO
 
 RUNS = {
+    'conv_kernel_grad': ['--layers=8x3x4,4x4x8', '--batch_size=2', '--repeats=1'],
     'block_throughput': ['--config=configs/mnist.py:mlp', '--config.num_hidden=64',
                          '--batch_size=16', '--repeats=1'],
     'local_vs_global': ['--config=configs/quickstart.py', '--model=vgg:8,M',
@@ -35,6 +36,8 @@ def test_benchmark_runs_and_writes_json(tmp_path, name):
     assert {r['devices'] for r in rows} == {1, 2}
     assert all(r['max_param_diff'] < 1e-5 for r in rows), rows
     assert 'NOT meaningful' in result.stdout
+  if name == 'conv_kernel_grad':
+    assert [r['layer'] for r in rows] == ['8x3x4', '4x4x8'] and all(r['speedup'] > 0 for r in rows)
   if name == 'local_vs_global':
     assert [r['loss'] for r in rows] == ['glob', 'pred', 'pred+bpf']
     assert rows[0]['time_vs_first'] == 1.0 and all(r['temp_MiB'] >= 0 for r in rows)
