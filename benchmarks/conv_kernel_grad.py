@@ -1,6 +1,6 @@
 """The two ways to get a convolution's kernel gradient, timed on the same shapes in one run.
 
-``jaxlocal.models.convolution`` computes ∂L/∂W by one matmul per kernel tap on CPU instead of
+``jaxlocal.models.convolution`` computes ∂L/∂W by one matmul per kernel row on CPU instead of
 XLA's backprop-filter convolution. This times both (and the forward convolution, for scale) on
 the 3×3 stride-1 convolutions of VGG8B on CIFAR-10, the net's own and its sim projections, and
 reports medians and each path's GFLOP/s.

@@ -1,13 +1,13 @@
 """The 2-D convolution every conv layer here uses: XLA's, with a faster kernel gradient on CPU.
 
 XLA's CPU backend differentiates a convolution with respect to its kernel by a "backprop-filter"
-convolution that runs ~7× slower than the forward one (1.7 vs 15 GFLOP/s on one core for a
-(32, 32, 32, 128) input and a 3×3×128×256 kernel), so the kernel gradients dominate a VGG step
-there. The same gradient is a sum over the kernel's taps of matmuls,
+convolution that runs ~9× slower than the forward one (6.4 vs 59 GFLOP/s on 2 cores for a
+(32, 32, 32, 128) input and a 3×3×128×256 kernel, ``benchmarks/conv_kernel_grad.py``), so the
+kernel gradients dominate a VGG step there. The same gradient is a sum over the kernel's taps of matmuls,
 
     ∂L/∂W[i, j] = Σ_{b,h,w} x̃[b, s·h + i, s·w + j, :]ᵀ ∂L/∂y[b, h, w, :]    (x̃: x padded, s: stride),
 
-which runs at matmul speed (6–8× faster on the shape above). :func:`conv` computes its kernel
+which runs at matmul speed (7× faster on the shape above). :func:`conv` computes its kernel
 gradient that way on CPU and by XLA's own convolution elsewhere (cuDNN is fast at it); the
 forward pass and the input gradient are XLA's on every platform.
 """
