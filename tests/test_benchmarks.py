@@ -41,3 +41,30 @@ def test_benchmark_runs_and_writes_json(tmp_path, name):
   if name == 'local_vs_global':
     assert [r['loss'] for r in rows] == ['glob', 'pred', 'pred+bpf']
     assert rows[0]['time_vs_first'] == 1.0 and all(r['temp_MiB'] >= 0 for r in rows)
+
+
+def test_gpu_session_script_names_bad_stages_and_packs_results(tmp_path):
+  """The prepared GPU run (benchmarks/gpu_session.sh): every stage in its header has a branch,
+  a bad stage is named and skipped, and the results archive is written regardless."""
+  script = REPO / 'benchmarks' / 'gpu_session.sh'
+  text = script.read_text()
+  header = text.split('\nset -uo pipefail')[0]
+  listed = {line.split()[1] for line in header.splitlines()
+            if line.startswith('#   ') and line.split()[1].islower() and '_' in line.split()[1]
+            or line.startswith('#   throughput')}
+  branches = {line.strip().split(')')[0] for line in text.splitlines()
+              if line.startswith('    ') and ')' in line and line.strip()[0].isalpha()
+              and line.strip().split(')')[0].replace('_', '').isalnum()}
+  assert listed and listed <= branches, (listed, branches)
+  out = tmp_path / 'out'
+  env = {**os.environ, 'PYTHON': sys.executable, 'WORK': str(tmp_path / 'work'),
+         'PYTHONPATH': str(REPO)}
+  result = subprocess.run(['bash', str(script), 'data', str(out), 'no_such_stage:1', 'c10s_frozen'],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-3000:]
+  log = (out / 'session.log').read_text()
+  assert "unknown stage 'no_such_stage'" in log
+  assert "stage 'c10s_frozen' needs a time limit in seconds" in log
+  assert (out / 'results.tar.gz').exists()
+  usage = subprocess.run(['bash', str(script)], capture_output=True, text=True)
+  assert usage.returncode == 2 and 'STAGE:SECONDS' in usage.stderr
