@@ -262,7 +262,8 @@ def make_learner(blocks: Sequence[Block],
     schedule: which blocks learn on a step. Under a one-block schedule (greedy, wave,
       randomized) the step runs the blocks below the active one forward in inference mode and
       computes the loss, gradient and update of the active block alone; its train metrics
-      are ``loss`` and ``active_block``.
+      are ``loss`` and ``active_block``, and its evaluation ``loss`` is the same block's (the
+      mean over blocks under 'random'), every block's own in ``<name>/loss``.
     compute_dtype: the dtype of every block's forward pass (e.g. ``jnp.bfloat16``); parameters,
       optimiser states and losses stay float32 (:mod:`jaxlocal.precision`).
   """
@@ -317,6 +318,17 @@ def make_learner(blocks: Sequence[Block],
 
   block_steps = tuple(block_step(i) for i in range(len(blocks)))
 
+  def scheduled_loss(losses: jax.Array, step: jax.Array) -> jax.Array:
+    """The evaluation counterpart of the train ``loss``: the sum over blocks when all learn;
+    under a one-block schedule, whose train loss is the active block's, the mean over blocks
+    for 'random' (its expectation) and otherwise the loss of the block that learned on the
+    last step. Every block's own loss stays in ``<name>/loss``."""
+    if not schedule.one_block_per_step:
+      return jnp.sum(losses)
+    if schedule.kind == 'random':
+      return jnp.mean(losses)
+    return losses[schedule.active_block(jnp.maximum(step - 1, 0), len(blocks))]
+
   def one_block_step(state: TrainState, batch: dict, rng: jax.Array):
     active = schedule.active_block(state.step, len(blocks))
     return jax.lax.switch(active, block_steps, state, batch, rng)
@@ -324,7 +336,7 @@ def make_learner(blocks: Sequence[Block],
   def eval_step(state: TrainState, batch: dict):
     losses, metrics, _, _, _ = run_blocks(blocks, state.params, state.batch_stats, batch,
                                           train=False, rng=jax.random.key(0), detach=True)
-    metrics['loss'] = sum(losses)
+    metrics['loss'] = scheduled_loss(jnp.stack(losses), state.step)
     if has_feedback(state.params):
       metrics.update(alignment_angles(blocks, state.params, state.batch_stats, batch,
                                       detach=detach))

@@ -135,6 +135,28 @@ def test_one_block_schedules_change_exactly_the_active_block(kind):
     assert len(set(seen)) > 1
 
 
+@pytest.mark.parametrize('kind', ['sequential', 'random', 'wave'])
+def test_one_block_schedules_evaluate_the_loss_they_train(kind):
+  """The evaluation ``loss`` is the block that learned last (the mean under 'random'), so a
+  greedy run's test loss is not swamped by the untrained blocks above the active one."""
+  learner = three_block_learner(BlockSchedule(kind, 2))
+  batch = {'image': jax.random.normal(jax.random.key(1), (8, 6)),
+           'label': jnp.arange(8) % 6}
+  state = learner.init(jax.random.key(0), batch['image'])
+  step, evaluate = jax.jit(learner.train_step), jax.jit(learner.eval_step)
+  for t in range(3):
+    state, metrics = step(state, batch, jax.random.key(100 + t))
+  per_block = [float(v) for k, v in sorted(evaluate(state, batch).items())
+               if k.endswith('/loss')]
+  loss = float(evaluate(state, batch)['loss'])
+  if kind == 'random':
+    np.testing.assert_allclose(loss, np.mean(per_block), rtol=1e-6)
+  else:
+    assert int(metrics['active_block']) == 1
+    np.testing.assert_allclose(loss, per_block[1], rtol=1e-6)
+    assert loss != pytest.approx(sum(per_block))
+
+
 def test_one_block_schedules_need_an_objective_per_block():
   blocks = [Block(Dense(6), name='hidden'), Block(Dense(3), classifier(), name='out')]
   with pytest.raises(ValueError, match='hidden'):
