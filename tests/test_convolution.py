@@ -58,6 +58,15 @@ def test_both_kernel_gradient_paths_agree(x_shape, k_shape, strides, padding):
                              rtol=1e-4, atol=1e-4)
 
 
+def test_matmul_kernel_gradient_holds_one_kernel_row_of_copies_at_a_time():
+  """Rows in sequence: ~kw + 4 inputs of temporary memory (all rows unrolled: 12 for 3×3)."""
+  x, dy = jnp.zeros((8, 32, 32, 64)), jnp.zeros((8, 32, 32, 64))
+  grad = jax.jit(lambda x, dy: convolution.kernel_grad_by_matmuls(
+      x, dy, jnp.zeros((3, 3, 64, 64)), strides=(1, 1), padding=((1, 1), (1, 1))))
+  temp = grad.lower(x, dy).compile().memory_analysis().temp_size_in_bytes
+  assert temp <= 9 * x.nbytes, f'{temp / x.nbytes:.1f} inputs of temporary memory'
+
+
 def test_bfloat16_kernel_gradient_keeps_the_kernel_dtype():
   x, kernel, key = _inputs((2, 6, 6, 3), (3, 3, 3, 4))
   x, kernel = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
