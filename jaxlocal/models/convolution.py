@@ -66,9 +66,10 @@ def kernel_grad_by_matmuls(x, dy, kernel, *, strides, padding, precision=None):
   x: (B, H, W, Cin), dy: (B, H', W', Cout), kernel: (kh, kw, Cin, Cout) (only its shape and
   dtype are used). Row i's kw shifted copies of x sit side by side, (B, H', W', kw·Cin), and
   contract with dy over B, H', W'. The rows run one after another (``lax.map``), so one row's
-  copies are alive at a time: kw× the input in temporary memory. Unrolled rows let XLA:CPU keep
-  all of them alive (2–2.8× the temporary memory of a whole VGG8B step, and slower); one matmul
-  per tap was up to 1.6× slower. Accumulates in float32 and returns the kernel's dtype.
+  copies are alive at a time: about kw + 4 inputs of temporary memory in all (7 for 3×3).
+  Unrolled rows let XLA:CPU keep all of them alive (12 inputs; a whole VGG8B step then held
+  2–2.8× the temporary memory of XLA's own kernel gradient); one matmul per tap was up to 1.6×
+  slower. Accumulates in float32 and returns the kernel's dtype.
   """
   kh, kw = kernel.shape[:2]
   (sh, sw), (ph, pw) = strides, padding
