@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO
 
 RUNS = {
+    'contrastive_hinge': ['--batch_sizes=6', '--rows=gll_bp', '--repeats=1'],
     'conv_kernel_grad': ['--layers=8x3x4,4x4x8', '--batch_size=2', '--repeats=1'],
     'block_throughput': ['--config=configs/mnist.py:mlp', '--config.num_hidden=64',
                          '--batch_size=16', '--repeats=1'],
@@ -36,6 +37,9 @@ def test_benchmark_runs_and_writes_json(tmp_path, name):
     assert {r['devices'] for r in rows} == {1, 2}
     assert all(r['max_param_diff'] < 1e-5 for r in rows), rows
     assert 'NOT meaningful' in result.stdout
+  if name == 'contrastive_hinge':
+    assert [r['what'] for r in rows] == ['loss + gradient', 'gll_bp']
+    assert all(r['speedup'] > 0 and r['blocked_temp_MiB'] >= 0 for r in rows)
   if name == 'conv_kernel_grad':
     assert [r['layer'] for r in rows] == ['8x3x4', '4x4x8'] and all(r['speedup'] > 0 for r in rows)
   if name == 'local_vs_global':

@@ -10,6 +10,7 @@ import pytest
 from jaxlocal.blocks import Block, make_learner
 from jaxlocal.models.layers import Dense
 from jaxlocal.objectives.base import classifier
+from jaxlocal.objectives import contrastive
 from jaxlocal.objectives.contrastive import contrastive_hinge, simclr, split_views
 from jaxlocal.schedules import BlockSchedule
 
@@ -48,6 +49,21 @@ def test_gradient_block_zeroes_the_anchor_gradient():
   assert np.all(np.asarray(ga) == 0.0) and np.abs(gb).sum() > 0
   ga_free, _ = jax.grad(loss, argnums=(0, 1))(za, zb, False)
   assert np.abs(ga_free).sum() > 0
+
+
+@pytest.mark.parametrize('block_bytes', [2**22, 3 * 4 * 4])  # one block; 3 rows, padded
+@pytest.mark.parametrize('n_a, n_b', [(7, 7), (7, 4)])
+def test_l1_distance_gradient_equals_autodiff_of_the_formula(monkeypatch, block_bytes, n_a, n_b):
+  monkeypatch.setattr(contrastive, '_GRADIENT_BLOCK_BYTES', block_bytes)
+  za, zb = jax.random.normal(jax.random.key(1), (n_a, 4)), jax.random.normal(jax.random.key(2), (n_b, 4))
+  za = za.at[0, 1].set(zb[2, 1])  # a tie: both use sign(0) = 0
+  g = jax.random.normal(jax.random.key(3), (n_a, n_b))
+  naive = lambda a, b: jnp.sum(jnp.abs(a[:, None, :] - b[None, :, :]), axis=-1)
+  want = jax.vjp(naive, za, zb)[1](g)
+  value, vjp = jax.vjp(contrastive.l1_distances, za, zb)
+  np.testing.assert_allclose(value, naive(za, zb), rtol=1e-6)
+  for got, expected in zip(vjp(g), want):
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize('loss', [
