@@ -25,10 +25,18 @@ def _inputs(x_shape, k_shape):
           ky)
 
 
-def _xla(x, kernel, strides, padding):
-  return lax.conv_general_dilated(x, kernel, strides, padding,
+def _xla(x, kernel, strides, padding, input_dilation=None):
+  return lax.conv_general_dilated(x, kernel, strides, padding, lhs_dilation=input_dilation,
                                   dimension_numbers=convolution.NHWC,
                                   precision=lax.Precision.HIGHEST)
+
+
+TRANSPOSED = [  # (input shape, kernel shape, input dilation, padding): stride 1
+    ((2, 4, 4, 3), (3, 3, 3, 2), (2, 2), ((1, 2), (1, 2))),  # DTP's inverse (PyTorch's k3 s2 p1 op1)
+    ((1, 3, 5, 2), (3, 2, 2, 3), (2, 3), ((2, 1), (0, 1))),
+    ((2, 3, 3, 2), (1, 1, 2, 2), (2, 2), ((1, 0), (0, 1))),  # low padding above k − 1: a crop
+    ((1, 4, 3, 2), (3, 3, 2, 2), (2, 2), ((0, 0), (2, 2))),
+]
 
 
 @pytest.mark.parametrize('x_shape, k_shape, strides, padding', CASES)
@@ -56,6 +64,38 @@ def test_both_kernel_gradient_paths_agree(x_shape, k_shape, strides, padding):
   np.testing.assert_allclose(convolution.kernel_grad_by_matmuls(x, dy, kernel, **kwargs),
                              convolution.kernel_grad_by_xla(x, dy, kernel, **kwargs),
                              rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('x_shape, k_shape, dilation, padding', TRANSPOSED)
+def test_transposed_convolution_values_and_gradients_equal_xla(x_shape, k_shape, dilation,
+                                                               padding):
+  x, kernel, key = _inputs(x_shape, k_shape)
+  ours = lambda x, k: convolution.conv(x, k, (1, 1), padding, lax.Precision.HIGHEST, dilation)
+  xla = lambda x, k: _xla(x, k, (1, 1), padding, dilation)
+  y = ours(x, kernel)
+  np.testing.assert_allclose(y, xla(x, kernel), rtol=1e-5, atol=1e-5)
+  dy = jax.random.normal(key, y.shape)
+  loss = lambda f: lambda x, k: jnp.vdot(f(x, k), dy)
+  expected = jax.jit(jax.grad(loss(xla), (0, 1)))(x, kernel)
+  got = jax.jit(jax.grad(loss(ours), (0, 1)))(x, kernel)
+  for g, e in zip(got, expected):
+    np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
+  kwargs = dict(padding=padding, precision=lax.Precision.HIGHEST)
+  np.testing.assert_allclose(  # the CPU path against the other platforms' path
+      convolution.transposed_kernel_grad_by_matmuls(x, dy, kernel, dilation=dilation, **kwargs),
+      convolution.kernel_grad_by_xla(x, dy, kernel, strides=(1, 1), dilation=dilation, **kwargs),
+      rtol=1e-4, atol=1e-4)
+
+
+def test_input_dilation_needs_stride_one():
+  x, kernel, _ = _inputs((1, 4, 4, 2), (3, 3, 2, 2))
+  with pytest.raises(ValueError, match='input_dilation'):
+    convolution.conv(x, kernel, (2, 2), 'SAME', input_dilation=(2, 2))
+  args = (x, kernel, (2, 2), ((1, 1), (1, 1)))
+  dn = lax.conv_dimension_numbers(x.shape, kernel.shape, convolution.NHWC)
+  np.testing.assert_array_equal(  # the drop-in hands such a convolution to lax
+      convolution.conv_general_dilated(*args, lhs_dilation=(2, 2), dimension_numbers=dn),
+      lax.conv_general_dilated(*args, lhs_dilation=(2, 2), dimension_numbers=dn))
 
 
 def test_matmul_kernel_gradient_holds_one_kernel_row_of_copies_at_a_time():

@@ -1,5 +1,6 @@
 """Difference target propagation: the layers, the target rule and the jitted step."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -86,6 +87,23 @@ def test_inverse_is_pytorch_conv_transpose_with_a_flipped_kernel():
             y[:, oy, ox] += x[:, i, j] @ kernel[a, b]
   y = np.tanh(y + np.asarray(params['params']['deconv']['bias']))
   np.testing.assert_allclose(g.apply(params, x), y, atol=1e-6)
+
+
+def test_inverse_is_flax_conv_transpose_with_the_same_parameters_and_gradients():
+  """DTPInverse writes nn.ConvTranspose as nn.Conv(input_dilation=2) to use the conv op's
+  kernel gradient: the parameter tree, values and gradients are ConvTranspose's."""
+  x = jax.random.normal(jax.random.key(0), (2, 4, 4, 5))
+  g = DTPInverse(3)
+  params = g.init(jax.random.key(1), x)
+  plain = nn.ConvTranspose(3, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)))
+  assert jax.tree.map(jnp.shape, params) == {
+      'params': {'deconv': {'kernel': (3, 3, 5, 3), 'bias': (3,)}}}
+  plain_apply = lambda p, x: jnp.tanh(plain.apply({'params': p['params']['deconv']}, x))
+  np.testing.assert_allclose(g.apply(params, x), plain_apply(params, x), rtol=1e-5, atol=1e-6)
+  loss = lambda apply: lambda p: jnp.sum(jnp.sin(apply(p, x)))
+  got, want = jax.grad(loss(g.apply))(params), jax.grad(loss(plain_apply))(params)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def dense_net(act, inverse_act, depth, seed=0, width=4, batch=3):

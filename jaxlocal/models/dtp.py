@@ -15,6 +15,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxlocal.models.convolution import conv_general_dilated
 from jaxlocal.models.layers import Conv, max_pool_2x2, uniform_fan_in
 
 DOWNSAMPLING = ('pool', 'stride')
@@ -47,8 +48,11 @@ class DTPInverse(nn.Module):
 
   The shapes and the map of PyTorch's ``ConvTranspose2d(k=3, s=2, p=1, output_padding=1)``
   (its kernel flipped in space): the input is dilated by 2 and padded by (k−1−p, k−1−p+1) =
-  (1, 2) on each spatial axis. Initialised as PyTorch does, weights and bias
-  U(±1/√fan_in) with fan_in = features·3·3 (PyTorch counts a transposed conv's output channels).
+  (1, 2) on each spatial axis. That is ``nn.ConvTranspose(strides=2, padding=((1, 2), (1, 2)))``,
+  written as the equal ``nn.Conv(input_dilation=2)`` so that its kernel gradient is
+  :mod:`jaxlocal.models.convolution`'s (same parameter tree). Initialised as PyTorch does,
+  weights and bias U(±1/√fan_in) with fan_in = features·3·3 (PyTorch counts a transposed conv's
+  output channels).
   """
 
   features: int
@@ -57,6 +61,7 @@ class DTPInverse(nn.Module):
   @nn.compact
   def __call__(self, h):
     init = uniform_fan_in(self.features * 9)
-    return jnp.tanh(nn.ConvTranspose(self.features, (3, 3), strides=(2, 2),
-                                     padding=((1, 2), (1, 2)), use_bias=self.use_bias,
-                                     kernel_init=init, bias_init=init, name='deconv')(h))
+    return jnp.tanh(nn.Conv(self.features, (3, 3), padding=((1, 2), (1, 2)),
+                            input_dilation=(2, 2), use_bias=self.use_bias, kernel_init=init,
+                            bias_init=init, conv_general_dilated=conv_general_dilated,
+                            name='deconv')(h))
