@@ -10,6 +10,8 @@ import jax.numpy as jnp
 
 from jaxlocal import methods
 from jaxlocal.data import dataset_info
+from jaxlocal.methods import ssl
+from jaxlocal.recipes import ssl_experiment_config
 
 
 def device_name() -> str:
@@ -24,6 +26,33 @@ def learner_of(config, steps_per_epoch: int = 100):
     h = config.hebbian
     return method.hebbian_learner(h, h.hidden[0], steps_per_epoch, unit_norm=False), info
   return method.build(config, info, steps_per_epoch), info
+
+
+def ssl_encoder(experiment: str, spec: str, batch_size: int = 0, steps_per_epoch: int = 100):
+  """The encoder phase of an SSL row on random two-view inputs: ``(learner, state, batch)``.
+
+  ``spec`` is a row of ``configs/ssl_<experiment>.py``, or ``<row>@<layer>`` for a greedy
+  layer-wise row with that layer active (its schedule trains layer l from step
+  l · ssl.num_epochs · steps_per_epoch). ``batch`` holds 2 · batch_size images of the row's
+  input shape (0 = the row's ssl.batch_size), A views first.
+  """
+  row, _, layer = spec.partition('@')
+  config = ssl_experiment_config(experiment, row)
+  if layer and config.ssl.scheme != 'gll':
+    raise ValueError(f'{spec!r}: only greedy layer-wise rows (gll_*) take an @layer')
+  learner, _, _ = ssl.encoder_learner(config, steps_per_epoch)
+  height, width, channels = dataset_info(config.dataset).image_shape
+  if config.image_size:
+    height = width = config.image_size
+  views = 2 * (batch_size or config.ssl.batch_size)
+  key = jax.random.key(0)
+  batch = {'image': jax.random.normal(key, (views, height, width, channels)),
+           'label': jnp.zeros((views,), jnp.int32)}
+  state = jax.jit(learner.init)(key, batch['image'][:2])
+  if layer:
+    state = state.replace(step=jnp.asarray(
+        int(layer) * config.ssl.num_epochs * steps_per_epoch, state.step.dtype))
+  return learner, state, batch
 
 
 def random_batch(info, batch_size: int, seed: int = 0) -> dict:

@@ -7,30 +7,28 @@ size, and one encoder train step of each SSL row (the loop's step: state donated
 with XLA's temporary memory; reports medians and the speed-up.
 
   python benchmarks/contrastive_hinge.py
-  python benchmarks/contrastive_hinge.py --batch_sizes=1000 --rows=e2e_bp,gll_bp,gll_rf,e2e_dtp
-  python benchmarks/contrastive_hinge.py --experiment=cifar --rows=gll_bp --batch_sizes=500
+  python benchmarks/contrastive_hinge.py --batch_sizes=1000 --rows=e2e_bp,gll_bp@0,gll_rf@1,e2e_dtp
+  python benchmarks/contrastive_hinge.py --experiment=cifar --rows=gll_bp@0 --batch_sizes=500
 """
 
 import contextlib
 from unittest import mock
 
 import jax
-import jax.numpy as jnp
 from absl import app, flags
 
-from common import report
-from jaxlocal.data import dataset_info
-from jaxlocal.methods import ssl
+from common import report, ssl_encoder
 from jaxlocal.objectives import contrastive
 from jaxlocal.parallel.cost import median_seconds, step_seconds
-from jaxlocal.recipes import SSL_EXPERIMENTS, ssl_experiment_config
+from jaxlocal.recipes import SSL_EXPERIMENTS
 
 flags.DEFINE_list('batch_sizes', ['250', '500', '1000'], 'Anchors per batch (2B views).')
 flags.DEFINE_integer('embedding', 64, 'Embedding width D of the loss-only rows.')
 flags.DEFINE_enum('experiment', 'hinge_fmnist_to_mnist', sorted(SSL_EXPERIMENTS),
                   'SSL experiment whose rows are timed (configs/ssl_<experiment>.py).')
-flags.DEFINE_list('rows', ['e2e_bp', 'gll_bp', 'gll_rf'], 'Encoder rows to time one step of, '
-                  'each at every batch size; empty = the loss alone.')
+flags.DEFINE_list('rows', ['e2e_bp', 'gll_bp@1', 'gll_rf@1'], 'Encoder rows to time one step '
+                  'of (<row>@<layer>: that layer active), each at every batch size; empty = the '
+                  'loss alone.')
 flags.DEFINE_integer('repeats', 5, 'Timed calls per path (the median is reported).')
 flags.DEFINE_string('json', 'contrastive_hinge.json', 'Where to write the results.')
 FLAGS = flags.FLAGS
@@ -60,17 +58,10 @@ def time_loss(batch_size: int, path: str) -> tuple[float, float]:
 
 
 def time_encoder_step(row: str, batch_size: int, path: str) -> tuple[float, float]:
-  """Median seconds and temporary MiB of one encoder train step of ``row`` (the row's first
-  active layer for layer-wise schemes) on random images of its input shape."""
-  config = ssl_experiment_config(FLAGS.experiment, row)
-  learner, _, _ = ssl.encoder_learner(config, steps_per_epoch=100)
-  height, width, channels = dataset_info(config.dataset).image_shape
-  if config.image_size:
-    height = width = config.image_size
-  key = jax.random.key(0)
-  batch = {'image': jax.random.normal(key, (2 * batch_size, height, width, channels)),
-           'label': jnp.zeros((2 * batch_size,), jnp.int32)}
-  state = jax.jit(learner.init)(key, batch['image'][:2])
+  """Median seconds and temporary MiB of one encoder train step of ``row`` (``<row>@<layer>``:
+  that layer active in a greedy row) on random images of its input shape."""
+  learner, state, batch = ssl_encoder(FLAGS.experiment, row, batch_size)
+  key = jax.random.key(1)
   with gradient_path(path):
     compiled = jax.jit(learner.train_step, donate_argnums=0).lower(state, batch, key).compile()
   seconds, _ = step_seconds(compiled, state, batch, key, repeats=FLAGS.repeats)

@@ -16,6 +16,7 @@ RUNS = {
                          '--batch_size=16', '--repeats=1'],
     'local_vs_global': ['--config=configs/quickstart.py', '--model=vgg:8,M',
                         '--losses=glob,pred,pred+bpf', '--batch_size=8', '--repeats=1'],
+    'ssl_steps': ['--rows=e2e_bp,gll_bp@1', '--batch_size=4', '--repeats=1'],
     'scaling': ['--config=configs/mnist.py:mlp', '--config.num_hidden=64', '--cpu_devices=2',
                 '--devices=1,2',
                 '--batch_size=16', '--microbatches=3', '--repeats=1', '--steps=2'],
@@ -40,6 +41,8 @@ def test_benchmark_runs_and_writes_json(tmp_path, name):
   if name == 'contrastive_hinge':
     assert [r['what'] for r in rows] == ['loss + gradient', 'gll_bp']
     assert all(r['speedup'] > 0 and r['blocked_temp_MiB'] >= 0 for r in rows)
+  if name == 'ssl_steps':
+    assert [r['row'] for r in rows] == ['e2e_bp', 'gll_bp@1'] and rows[0]['speed_vs_first'] == 1.0
   if name == 'conv_kernel_grad':
     assert [r['layer'] for r in rows] == ['8x3x4', '4x4x8'] and all(r['speedup'] > 0 for r in rows)
   if name == 'local_vs_global':
