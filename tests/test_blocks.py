@@ -240,7 +240,10 @@ def test_summed_step_equals_per_block_adam_steps(overrides):
         # Noise-driven: only Adam's bound on the step size holds.
         assert np.all(np.abs(np.asarray(got) - np.asarray(old)) <= steps * lr * 1.001), name
         continue
-      np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-7,
+      # Adam divides by sqrt(v): where a gradient is small, float32 rounding (which differs
+      # between CPUs and thread counts) moves the step by ~1e-4 of lr; a wrong gradient moves
+      # it by ~lr.
+      np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-3 * lr,
                                  err_msg=name)
       assert np.any(np.asarray(got) != np.asarray(old)), name
       checked += 1

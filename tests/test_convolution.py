@@ -32,7 +32,7 @@ def _xla(x, kernel, strides, padding, input_dilation=None):
 
 
 TRANSPOSED = [  # (input shape, kernel shape, input dilation, padding): stride 1
-    ((2, 4, 4, 3), (3, 3, 3, 2), (2, 2), ((1, 2), (1, 2))),  # DTP's inverse (PyTorch's k3 s2 p1 op1)
+    ((2, 4, 4, 3), (3, 3, 3, 2), (2, 2), ((1, 2), (1, 2))),  # DTP's inverse: k3 s2 p1 op1
     ((1, 3, 5, 2), (3, 2, 2, 3), (2, 3), ((2, 1), (0, 1))),
     ((2, 3, 3, 2), (1, 1, 2, 2), (2, 2), ((1, 0), (0, 1))),  # low padding above k − 1: a crop
     ((1, 4, 3, 2), (3, 3, 2, 2), (2, 2), ((0, 0), (2, 2))),

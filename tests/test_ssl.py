@@ -55,8 +55,9 @@ def test_gradient_block_zeroes_the_anchor_gradient():
 @pytest.mark.parametrize('n_a, n_b', [(7, 7), (7, 4)])
 def test_l1_distance_gradient_equals_autodiff_of_the_formula(monkeypatch, block_bytes, n_a, n_b):
   monkeypatch.setattr(contrastive, '_GRADIENT_BLOCK_BYTES', block_bytes)
-  za, zb = jax.random.normal(jax.random.key(1), (n_a, 4)), jax.random.normal(jax.random.key(2), (n_b, 4))
-  za = za.at[0, 1].set(zb[2, 1])  # a tie: both use sign(0) = 0
+  za = jax.random.normal(jax.random.key(1), (n_a, 4))
+  zb = jax.random.normal(jax.random.key(2), (n_b, 4))
+  za = za.at[0, 1].set(zb[2, 1])  # a tie: |x|' = 1 at x = 0 for both
   g = jax.random.normal(jax.random.key(3), (n_a, n_b))
   naive = lambda a, b: jnp.sum(jnp.abs(a[:, None, :] - b[None, :, :]), axis=-1)
   want = jax.vjp(naive, za, zb)[1](g)

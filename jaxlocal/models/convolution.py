@@ -69,7 +69,7 @@ def kernel_grad_by_xla(x, dy, kernel, *, strides, padding, dilation=(1, 1), prec
                  kernel)[1](dy)[0]
 
 
-_MIN_PART_LENGTH = 2**14
+_MIN_PART_LENGTH = 2**14  # the shortest part of a contraction worth a matmul of its own
 
 
 def kernel_grad_by_matmuls(x, dy, kernel, *, strides, padding, precision=None):

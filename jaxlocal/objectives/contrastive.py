@@ -43,8 +43,8 @@ def l1_distances(z_a: jax.Array, z_b: jax.Array) -> jax.Array:
   return jnp.sum(jnp.abs(z_a[:, None, :] - z_b[None, :, :]), axis=-1)
 
 
-# Anchor rows per block of the gradient: the block's tensor of signs (rows, B', D) is kept near this
-# many bytes, small enough to stay in cache (4 MiB: 16 rows at B' = 1000, D = 64).
+# Anchor rows per block of the gradient: each block's tensor of signs (rows, B', D) is kept near
+# this many bytes, small enough to stay in cache (4 MiB: 16 rows at B' = 1000, D = 64).
 _GRADIENT_BLOCK_BYTES = 4 * 2**20
 
 
@@ -55,7 +55,7 @@ def l1_distances_vjp(z_a: jax.Array, z_b: jax.Array, g: jax.Array):
 
   with σ(x) = 1 for x ≥ 0 and −1 below (JAX's derivative of |x|, 1 at 0 too). Computed over
   blocks of anchor rows in sequence, each as two batched matrix-vector products of its
-  (rows, B', D) tensor of σ. Autodiff keeps the whole (B, B', D) tensor (256 MiB at
+  (rows, B', D) tensor of σ. Autodiff keeps the whole (B, B', D) tensor (256 MB at
   B = B' = 1000, D = 64) and reduces it over a middle axis, which XLA:CPU does slowly.
   """
   b, d = z_a.shape
