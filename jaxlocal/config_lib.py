@@ -74,6 +74,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.mesh.num_processes = 0
   c.mesh.process_id = 0
   c.compute_dtype = 'float32'  # or 'bfloat16': bf16 compute, f32 parameters, optimiser and loss
+  c.deterministic = False      # True: bitwise-reproducible GPU runs (jaxlocal/determinism.py)
   # --- bookkeeping ---
   c.checkpoints_to_keep = 2
   c.progress_bar = True
