@@ -14,7 +14,8 @@ from jaxlocal.optim import optimizer_from_config
 from jaxlocal.recipes import local_error_config
 
 # VGG8B on a 32×32×3 image, per image, by hand: 2 · H · W · Cout · 9 · Cin per 3×3 conv
-# (32², 32², 16², 16², 8², 4² after the pools), then fc1 (2·2·512 → 1024) and the output layer.
+# (32², 32², 16², 16², 8², 4² after the pools), then fc1 (2·2·512 → 1024) and the output
+# layer.
 VGG8B_CONVS = [(32, 3, 128), (32, 128, 256), (16, 256, 256), (16, 256, 512), (8, 512, 512),
                (4, 512, 512)]
 VGG8B_FORWARD = (sum(2 * s * s * cout * 9 * cin for s, cin, cout in VGG8B_CONVS)
