@@ -1,14 +1,15 @@
-"""What every benchmark shares: the network of a config, random inputs of its shape, timing,
-and the Markdown + JSON report. Run benchmarks from the repository root."""
+"""What every benchmark shares: the network of a config, random inputs of its shape, FLOP
+rates, a time budget, and the Markdown + JSON report. Run benchmarks from the repository root."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import jax
 import jax.numpy as jnp
 
-from jaxlocal import methods
+from jaxlocal import flops, methods
 from jaxlocal.data import dataset_info
 from jaxlocal.methods import ssl
 from jaxlocal.recipes import ssl_experiment_config
@@ -60,6 +61,40 @@ def random_batch(info, batch_size: int, seed: int = 0) -> dict:
   return {'image': jax.random.normal(k1, (batch_size, *info.image_shape)),
           'label': jax.random.randint(k2, (batch_size,), 0, info.num_classes),
           'index': jnp.arange(batch_size)}
+
+
+def flop_rate(step, args: tuple, seconds: float, batch_size: int, compute_dtype: str,
+              peak_tflops: float = 0.0) -> dict:
+  """FLOP columns of one call ``step(*args)`` that took ``seconds``: its FLOPs counted from its
+  jaxpr (:mod:`jaxlocal.flops`: every matmul and convolution of the forward and backward passes
+  and the heads; not XLA's ``cost_analysis``, which misses the convolutions XLA:GPU hands to
+  cuDNN), per image and per second, and the fraction of the device's dense peak for
+  ``compute_dtype`` (:data:`jaxlocal.flops.PEAK_TFLOPS` by device kind, or ``peak_tflops``
+  if > 0; left out where neither is known, e.g. on a CPU)."""
+  flop = flops.step_flops(step, *args)
+  row = {'GFLOP_per_image': flop / batch_size / 1e9, 'TFLOP_per_s': flop / seconds / 1e12}
+  peak = flops.peak_tflops(compute_dtype, override=peak_tflops)
+  if peak:
+    row['fraction_of_peak'] = row['TFLOP_per_s'] / peak
+  return row
+
+
+class TimeBudget:
+  """Bounds a benchmark's run time: a row starts only while ``max_seconds`` (counted from
+  construction) have not passed, so a run lasts at most max_seconds plus its longest row (its
+  compilation, a warm-up and the timed steps); 0 = no bound. ``skipped`` lists the rows that
+  did not start."""
+
+  def __init__(self, max_seconds: float):
+    self.max_seconds, self.started, self.skipped = max_seconds, time.perf_counter(), []
+
+  def allows(self, row: str) -> bool:
+    elapsed = time.perf_counter() - self.started
+    if self.max_seconds and elapsed > self.max_seconds:
+      print(f'skipped {row}: {elapsed:.0f} s > --max_seconds={self.max_seconds:g}', flush=True)
+      self.skipped.append(row)
+      return False
+    return True
 
 
 def _cell(value) -> str:
