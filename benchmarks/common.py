@@ -8,6 +8,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+from absl import flags
 
 from jaxlocal import flops, methods
 from jaxlocal.data import dataset_info
@@ -77,6 +78,11 @@ def flop_rate(step, args: tuple, seconds: float, batch_size: int, compute_dtype:
   if peak:
     row['fraction_of_peak'] = row['TFLOP_per_s'] / peak
   return row
+
+
+def define_max_seconds_flag(default: float = 240.0) -> None:
+  """``--max_seconds``, the bound of a benchmark that times rows (:class:`TimeBudget`)."""
+  flags.DEFINE_float('max_seconds', default, 'Start no row after this many seconds (0 = no bound).')
 
 
 class TimeBudget:

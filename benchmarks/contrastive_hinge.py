@@ -9,6 +9,9 @@ with XLA's temporary memory; reports medians and the speed-up.
   python benchmarks/contrastive_hinge.py
   python benchmarks/contrastive_hinge.py --batch_sizes=1000 --rows=e2e_bp,gll_bp@0,gll_rf@1,e2e_dtp
   python benchmarks/contrastive_hinge.py --experiment=cifar --rows=gll_bp@0 --batch_sizes=500
+
+Run time: per row two compilations, each with a warm-up and ``--repeats`` calls; a row starts
+only within ``--max_seconds`` of the start (default 240).
 """
 
 import contextlib
@@ -17,7 +20,7 @@ from unittest import mock
 import jax
 from absl import app, flags
 
-from common import report, ssl_encoder
+from common import TimeBudget, define_max_seconds_flag, report, ssl_encoder
 from jaxlocal.objectives import contrastive
 from jaxlocal.parallel.cost import median_seconds, step_seconds
 from jaxlocal.recipes import SSL_EXPERIMENTS
@@ -30,6 +33,7 @@ flags.DEFINE_list('rows', ['e2e_bp', 'gll_bp@1', 'gll_rf@1'], 'Encoder rows to t
                   'of (<row>@<layer>: that layer active), each at every batch size; empty = the '
                   'loss alone.')
 flags.DEFINE_integer('repeats', 5, 'Timed calls per path (the median is reported).')
+define_max_seconds_flag()
 flags.DEFINE_string('json', 'contrastive_hinge.json', 'Where to write the results.')
 FLAGS = flags.FLAGS
 
@@ -70,9 +74,11 @@ def time_encoder_step(row: str, batch_size: int, path: str) -> tuple[float, floa
 
 def main(argv):
   del argv
-  rows = []
+  rows, budget = [], TimeBudget(FLAGS.max_seconds)
   for batch_size in (int(b) for b in FLAGS.batch_sizes):
     for what in ['loss + gradient', *FLAGS.rows]:
+      if not budget.allows(f'{what} at batch {batch_size}'):
+        continue
       row = {'what': what, 'batch': batch_size}
       for path in PATHS:
         seconds, memory = (time_loss(batch_size, path) if what == 'loss + gradient'
@@ -82,7 +88,7 @@ def main(argv):
       rows.append(row)
   report(f'contrastive hinge gradient, autodiff vs blocked (D = {FLAGS.embedding} for the loss '
          f'alone; encoder rows of {FLAGS.experiment}), median of {FLAGS.repeats} calls',
-         list(rows[0]), rows, FLAGS.json)
+         list(rows[0]), rows, FLAGS.json, skipped=budget.skipped)
 
 
 if __name__ == '__main__':

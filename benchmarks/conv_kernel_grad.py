@@ -7,12 +7,15 @@ reports medians and each path's GFLOP/s.
 
   python benchmarks/conv_kernel_grad.py --batch_size=32
   python benchmarks/conv_kernel_grad.py --layers=32x128x256,16x256x512 --repeats=5
+
+Run time: per layer three compilations, each with a warm-up and ``--repeats`` calls; a layer
+starts only within ``--max_seconds`` of the start (default 240).
 """
 
 import jax
 from absl import app, flags
 
-from common import report
+from common import TimeBudget, define_max_seconds_flag, report
 from jaxlocal.models import convolution
 from jaxlocal.parallel.cost import median_seconds
 
@@ -22,6 +25,7 @@ VGG8B = ['32x3x128', '32x128x256', '32x256x256', '16x256x256', '16x256x512', '16
 flags.DEFINE_list('layers', VGG8B, 'Convolutions as <size>x<Cin>x<Cout> (square input, 3×3).')
 flags.DEFINE_integer('batch_size', 32, 'Batch size.')
 flags.DEFINE_integer('repeats', 3, 'Timed calls per path (the median is reported).')
+define_max_seconds_flag()
 flags.DEFINE_string('json', 'conv_kernel_grad.json', 'Where to write the results.')
 FLAGS = flags.FLAGS
 
@@ -35,8 +39,10 @@ def compiled_median(fn, *args, repeats: int) -> float:
 
 def main(argv):
   del argv
-  rows = []
+  rows, budget = [], TimeBudget(FLAGS.max_seconds)
   for layer in FLAGS.layers:
+    if not budget.allows(layer):
+      continue
     size, cin, cout = (int(v) for v in layer.split('x'))
     keys = jax.random.split(jax.random.key(0), 3)
     x = jax.random.normal(keys[0], (FLAGS.batch_size, size, size, cin))
@@ -60,7 +66,7 @@ def main(argv):
                  'matmul_grad_GFLOPs': gflop / times['matmuls'],
                  'speedup': times['xla'] / times['matmuls']})
   report(f'conv kernel gradient, batch {FLAGS.batch_size}, median of {FLAGS.repeats} calls',
-         list(rows[0]), rows, FLAGS.json)
+         list(rows[0]), rows, FLAGS.json, skipped=budget.skipped)
 
 
 if __name__ == '__main__':

@@ -30,7 +30,8 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from common import TimeBudget, flop_rate, learner_of, random_batch, report
+from common import (TimeBudget, define_max_seconds_flag, flop_rate, learner_of, random_batch,
+                    report)
 from jaxlocal.parallel.cost import step_seconds
 
 config_flags.DEFINE_config_file('config', 'configs/cifar10.py', 'Config of the dataset.')
@@ -44,7 +45,7 @@ flags.DEFINE_integer('repeats', 5, 'Timed steps per row (the median is reported)
 flags.DEFINE_float('peak_tflops', 0.0, 'The device\'s dense matmul peak in TFLOP/s for the '
                    'compute dtype; 0 = jaxlocal.flops.PEAK_TFLOPS by device kind (not '
                    'reported for a device it does not know).')
-flags.DEFINE_float('max_seconds', 240.0, 'Start no row after this many seconds (0 = no bound).')
+define_max_seconds_flag()
 flags.DEFINE_string('json', 'local_vs_global.json', 'Where to write the results.')
 FLAGS = flags.FLAGS
 

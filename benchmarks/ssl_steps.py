@@ -9,12 +9,15 @@ and each row's speed relative to the first.
   python benchmarks/ssl_steps.py --experiment=cifar --rows=gll_bp@0,gll_bp@4 --batch_size=500
 
 To compare two checkouts, run this file with PYTHONPATH set to each checkout's root.
+
+Run time: per row one compilation, a warm-up and ``--repeats`` steps; a row starts only within
+``--max_seconds`` of the start (default 240), so a run lasts at most that plus one row.
 """
 
 import jax
 from absl import app, flags
 
-from common import report, ssl_encoder
+from common import TimeBudget, define_max_seconds_flag, report, ssl_encoder
 from jaxlocal.parallel.cost import step_seconds
 from jaxlocal.recipes import SSL_EXPERIMENTS
 
@@ -24,6 +27,7 @@ flags.DEFINE_list('rows', ['e2e_bp', 'gll_bp@0', 'gll_bp@1', 'gll_bp@2', 'e2e_dt
                   'Rows of the experiment, "<row>@<layer>" for a layer-wise row\'s active layer.')
 flags.DEFINE_integer('batch_size', 0, 'Images per step (2 views each); 0 = the row\'s own.')
 flags.DEFINE_integer('repeats', 3, 'Timed steps per row (the median is reported).')
+define_max_seconds_flag()
 flags.DEFINE_string('json', 'ssl_steps.json', 'Where to write the results.')
 FLAGS = flags.FLAGS
 
@@ -39,11 +43,12 @@ def time_row(spec: str) -> dict:
 
 def main(argv):
   del argv
-  rows = [time_row(spec) for spec in FLAGS.rows]
+  budget = TimeBudget(FLAGS.max_seconds)
+  rows = [time_row(spec) for spec in FLAGS.rows if budget.allows(spec)]
   for row in rows:
     row['speed_vs_first'] = rows[0]['median_step_s'] / row['median_step_s']
   report(f'SSL encoder steps ({FLAGS.experiment}), median of {FLAGS.repeats}', list(rows[0]),
-         rows, FLAGS.json)
+         rows, FLAGS.json, skipped=budget.skipped)
 
 
 if __name__ == '__main__':

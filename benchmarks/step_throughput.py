@@ -22,7 +22,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from common import TimeBudget, flop_rate
+from common import TimeBudget, define_max_seconds_flag, flop_rate
 from jaxlocal.blocks import make_learner
 from jaxlocal.data import dataset_info
 from jaxlocal.methods.local_error import network_blocks
@@ -34,7 +34,7 @@ flags.DEFINE_list('losses', ['predsim', 'glob'], 'Losses to time, the first is t
 flags.DEFINE_integer('repeats', 5, 'Timed steps per loss (the median is reported).')
 flags.DEFINE_float('peak_tflops', 0.0, 'Dense peak in TFLOP/s for the compute dtype; 0 = '
                    'jaxlocal.flops.PEAK_TFLOPS by device kind.')
-flags.DEFINE_float('max_seconds', 240.0, 'Start no loss after this many seconds (0 = no bound).')
+define_max_seconds_flag()
 flags.DEFINE_string('json', 'step_throughput.json', 'Where to write the results.')
 FLAGS = flags.FLAGS
 
