@@ -7,7 +7,7 @@ Any config field can be overridden as ``--config.<field>=<value>``. The logic li
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxlocal import train
+from jaxlocal import determinism, train
 from jaxlocal.parallel.mesh import initialize_distributed
 
 FLAGS = flags.FLAGS
@@ -22,6 +22,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.set_verbosity(logging.WARNING)
+  determinism.require(FLAGS.config.get('deterministic', False))  # before any backend starts
   initialize_distributed(FLAGS.config)  # multi-host: before anything touches a device
   workdir = FLAGS.workdir or f'runs/{FLAGS.config.dataset}_{FLAGS.config.model}_{FLAGS.config.loss}'
   train.train_and_evaluate(FLAGS.config, workdir)
