@@ -3,7 +3,7 @@
 XLA's ``compiled.cost_analysis()`` does not count the convolutions that XLA:GPU hands to cuDNN
 as custom calls, so its FLOP figure for a VGG step on a GPU is two orders of magnitude short.
 Here the step is traced (``jax.make_jaxpr``, no compilation) and every ``dot_general`` and
-``conv_general_dilated`` in it is counted, including those inside sub-jaxprs (``pjit``,
+``conv_general_dilated`` in it is counted, including those inside sub-jaxprs (``jit``,
 ``custom_vjp`` / ``custom_jvp`` calls, ``remat``, ``scan``, ``while``, ``cond``, ``shard_map``):
 the forward pass, the backward pass and every head, exactly as the step runs them. Elementwise
 work, reductions and pooling are not counted (they are a small share of a conv network's
@@ -91,9 +91,9 @@ def jaxpr_flops(jaxpr) -> float:
 
   ``scan`` bodies count ``length`` times; of ``cond``'s branches the costliest counts (an upper
   bound when they differ); a ``while`` body and its condition count once, since the trip count
-  is only known at run time (this library's steps hold no counted op in a ``while``); every
-  other sub-jaxpr (``pjit``, ``custom_vjp_call``, ``custom_jvp_call``, ``remat``,
-  ``shard_map``, …) counts once per execution of its equation.
+  is only known at run time (a lower bound then; the VGG steps hold no ``while``); every other
+  sub-jaxpr (``jit``, ``custom_vjp_call``, ``custom_jvp_call``, ``remat``, …) counts once per
+  execution of its equation, a ``shard_map`` body included: the FLOPs of one device's share.
   """
   if isinstance(jaxpr, jex_core.ClosedJaxpr):
     jaxpr = jaxpr.jaxpr
