@@ -1,10 +1,25 @@
-"""Mixed precision: the dtype the layers compute in, apart from the parameters and the loss.
+"""Mixed precision: the dtype the layers and heads compute in, apart from the parameters and the
+losses.
 
-``compute_dtype='bfloat16'`` runs every block's forward pass (and its gradient) in bfloat16
-while parameters, optimiser states and BatchNorm statistics stay float32: the parameters are
-cast on the way in, so their gradients arrive in float32. Objectives receive float32
-activations and compute their heads and losses in float32. Explicit update rules (Hebbian,
-DTP) keep float32 throughout.
+With ``compute_dtype='bfloat16'`` every matmul and convolution of a step runs on bfloat16
+inputs, and so do their gradients: the blocks' forward passes
+(:func:`jaxlocal.blocks.apply_block`, which hands the next block its output in bfloat16) and the
+heads the objectives train (pred head, sim projection, bpf projection, SSL embedding heads, SAE
+decoders, AL bridges, through :func:`apply_module`; objectives take the dtype as
+``compute_dtype``). Parameters are cast on the way in (their gradients arrive in float32) and
+what an objective sees is cast back to float32, so these stay float32: parameters, optimiser
+states, BatchNorm statistics (Flax reduces them in float32), the similarity matrix's std,
+centring, normalisation and product, and every loss and its reduction.
+
+Accumulation: XLA sums bfloat16 products in float32 (cuBLAS / cuDNN on GPUs, and the CPU
+backend; ``tests/test_precision.py`` checks it on the platform it runs on) and rounds the result
+to bfloat16 once. ``preferred_element_type=float32`` would skip that one rounding, but JAX
+differentiates it into float32 convolutions and matmuls (the cotangent stays float32), which
+would put the backward pass back in float32. The heads' average pools sum in float32
+(:mod:`jaxlocal.models.heads`).
+
+Explicit update rules (Hebbian, DTP) keep float32 throughout. A dtype of None or float32 leaves
+every computation exactly as written.
 """
 
 from __future__ import annotations
@@ -24,6 +39,11 @@ def compute_dtype(name: str):
                      f'{sorted(COMPUTE_DTYPES)}') from None
 
 
+def is_reduced(dtype) -> bool:
+  """Whether ``dtype`` (None = float32) asks for computation below float32."""
+  return dtype is not None and jnp.dtype(dtype) != jnp.float32
+
+
 def cast_floating(tree, dtype):
   """Every floating-point leaf of ``tree`` as ``dtype``; integer and key leaves unchanged."""
   def cast(x):
@@ -35,3 +55,19 @@ def like(tree, reference):
   """``tree`` cast leaf by leaf to the dtypes of ``reference`` (e.g. updated BatchNorm
   statistics back to float32)."""
   return jax.tree.map(lambda x, r: x.astype(r.dtype), tree, reference)
+
+
+def apply_module(module, params, *inputs, dtype=None, **kwargs):
+  """``module.apply({'params': params}, *inputs, **kwargs)`` computing in ``dtype``.
+
+  The policy every head follows: ``params`` and the floating ``inputs`` are cast to ``dtype``,
+  the module runs (its matmuls and convolutions on ``dtype`` operands), and every floating
+  output comes back as float32 for the normalisations and losses after it. ``dtype`` None or
+  float32 applies the module unchanged.
+  """
+  if not is_reduced(dtype):
+    return module.apply({'params': params}, *inputs, **kwargs)
+  out = module.apply({'params': cast_floating(params, dtype)}, *cast_floating(inputs, dtype),
+                     **kwargs)
+  return cast_floating(out, jnp.float32)
+

@@ -105,10 +105,11 @@ def encoder_learner(config, steps_per_epoch: int) -> tuple[Learner, callable, in
   if s.update_rule == 'dtp':
     return _dtp_encoder(config, optimizer)
   layers, head_pool = encoder_layers(config.model, s.update_rule)
-  objective = lambda: two_view_objective(
-      s.loss, EmbeddingHead(s.embedding, head_pool, s.update_rule), **_loss_kwargs(s))
-  names = [f'layer{i}' for i in range(len(layers))]
   dtype = compute_dtype(config.compute_dtype)
+  objective = lambda: two_view_objective(
+      s.loss, EmbeddingHead(s.embedding, head_pool, s.update_rule), compute_dtype=dtype,
+      **_loss_kwargs(s))
+  names = [f'layer{i}' for i in range(len(layers))]
   if s.scheme == 'e2e':
     blocks = [Block(layer, name=n) for layer, n in zip(layers[:-1], names)]
     blocks.append(Block(layers[-1], objective(), name=names[-1]))

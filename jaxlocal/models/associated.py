@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from jaxlocal.models.convolution import conv_general_dilated
 from jaxlocal.models.layers import max_pool_2x2
-from jaxlocal.precision import cast_floating
+from jaxlocal.precision import apply_module
 
 he_normal = nn.initializers.he_normal()
 
@@ -179,8 +179,6 @@ class InversePathHead(nn.Module):
     return _dense(self.num_classes)(z)
 
 
-def apply(module: nn.Module, params, x: jax.Array, dtype=None) -> jax.Array:
-  """``module`` on ``x``, computing in ``dtype`` (None: the parameters' own, float32)."""
-  if dtype is not None:
-    params, x = cast_floating(params, dtype), cast_floating(x, dtype)
-  return module.apply({'params': params}, x)
+# ``apply(module, params, x, dtype=None)``: a bridge, encoder or decoder on x, computing in dtype
+# and returning float32 (the one mixed-precision policy, :func:`jaxlocal.precision.apply_module`).
+apply = apply_module

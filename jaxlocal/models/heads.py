@@ -7,6 +7,7 @@ import math
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from jaxlocal.models.feedback import FADense
 from jaxlocal.models.layers import Conv, Dense
@@ -36,6 +37,13 @@ def pred_pool_geometry(height: int, width: int, channels: int, max_features: int
   return (kh, kw), (pad_h, pad_w)
 
 
+def average_pool(h: jax.Array, window: tuple[int, int], padding=((0, 0), (0, 0))) -> jax.Array:
+  """``nn.avg_pool`` with strides = ``window`` and padding counted in the average, summing in
+  float32 (a 64-pixel window summed in bfloat16 loses about 3 bits); returned in h's dtype."""
+  return nn.avg_pool(h.astype(jnp.float32), window, strides=window, padding=padding,
+                     count_include_pad=True).astype(h.dtype)
+
+
 def pool_for_pred(h: jax.Array, max_features: int) -> jax.Array:
   """Average-pools a conv map (B, H, W, C) per :func:`pred_pool_geometry`; (B, N) passes through."""
   if h.ndim != 4:
@@ -44,8 +52,7 @@ def pool_for_pred(h: jax.Array, max_features: int) -> jax.Array:
   kernel, (ph, pw) = pred_pool_geometry(height, width, channels, max_features)
   if kernel == (1, 1):
     return h
-  return nn.avg_pool(h, kernel, strides=kernel, padding=((ph, ph), (pw, pw)),
-                     count_include_pad=True)
+  return average_pool(h, kernel, ((ph, ph), (pw, pw)))
 
 
 class PredHead(nn.Module):
@@ -105,7 +112,7 @@ class EmbeddingHead(nn.Module):
   @nn.compact
   def __call__(self, h):
     if self.pool > 1 and h.ndim == 4:
-      h = nn.avg_pool(h, (self.pool, self.pool), strides=(self.pool, self.pool))
+      h = average_pool(h, (self.pool, self.pool))
     h = h.reshape(h.shape[0], -1)
     if self.feedback == 'bp':
       return Dense(self.features, use_bias=False, name='embed')(h)

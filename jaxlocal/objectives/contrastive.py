@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlocal.objectives.base import LocalObjective
+from jaxlocal.precision import apply_module
 
 LOSSES = ('hinge', 'simclr')
 
@@ -158,15 +159,16 @@ def two_view_loss(loss: str, **loss_kwargs):
   return loss_fn
 
 
-def two_view_objective(loss: str, head, **loss_kwargs) -> LocalObjective:
-  """A block objective: ``head`` embeds the block's (2B, ...) output, then
-  :func:`two_view_loss`."""
+def two_view_objective(loss: str, head, *, compute_dtype=None, **loss_kwargs) -> LocalObjective:
+  """A block objective: ``head`` embeds the block's (2B, ...) output, computing in
+  ``compute_dtype`` (:func:`jaxlocal.precision.apply_module`; None: float32), then
+  :func:`two_view_loss` in float32."""
   loss_fn = two_view_loss(loss, **loss_kwargs)
 
   def init(rng, h):
     return head.init(rng, h)['params']
 
   def objective(aux_params, h, batch):
-    return loss_fn(head.apply({'params': aux_params}, h), batch)
+    return loss_fn(apply_module(head, aux_params, h, dtype=compute_dtype), batch)
 
   return LocalObjective(objective, init)

@@ -17,6 +17,7 @@ from jaxlocal.models.feedback import FADense
 from jaxlocal.models.heads import PredHead, SimProjection, pool_for_pred
 from jaxlocal.models.layers import uniform_fan_in
 from jaxlocal.objectives.base import LocalObjective, accuracy, batch_mean, cross_entropy
+from jaxlocal.precision import apply_module
 
 LOSSES = ('pred', 'sim', 'predsim')
 LABEL_PROJECTION = 'label_projection'   # a fixed random matrix: no gradient, no weight decay
@@ -93,10 +94,11 @@ def predsim_loss(pred: jax.Array, sim: jax.Array, beta: float) -> jax.Array:
 class LocalErrorHeads(nn.Module):
   """The auxiliary part of a block: the pred head and/or the sim projection its loss needs.
 
-  Returns ``(logits, sim_input, projection)``. Backprop-free (``bpf``): the pred head is a
+  Returns ``(logits, sim_input)``. Backprop-free (``bpf``): the pred head is a
   feedback-alignment linear layer to ``target_size`` outputs on the pooled h, the sim loss reads
-  the pooled h directly, and ``projection`` is the fixed random label projection P (K, T),
-  uniform in ±1/√K like the reference's ``proj_y``. Otherwise ``projection`` is None.
+  the pooled h directly, and the parameters hold the fixed random label projection P (K, T)
+  as ``label_projection``, uniform in ±1/√K like the reference's ``proj_y`` (the loss reads it
+  from the parameters, in float32 whatever the heads compute in).
   """
 
   num_classes: int
@@ -111,24 +113,26 @@ class LocalErrorHeads(nn.Module):
     wants_sim = self.loss in ('sim', 'predsim')
     if not self.bpf:
       logits = PredHead(self.num_classes, self.max_features, name='pred')(h) if wants_pred else None
-      return logits, SimProjection(name='sim')(h) if wants_sim else None, None
+      return logits, SimProjection(name='sim')(h) if wants_sim else None
     pooled = pool_for_pred(h, self.max_features)
     logits = FADense(self.target_size, zero_init=True, name='pred')(
         pooled.reshape(h.shape[0], -1)) if wants_pred else None
-    projection = self.param(LABEL_PROJECTION, uniform_fan_in(self.num_classes),
-                            (self.num_classes, self.target_size))
-    return logits, pooled if wants_sim else None, projection
+    self.param(LABEL_PROJECTION, uniform_fan_in(self.num_classes),
+               (self.num_classes, self.target_size))
+    return logits, pooled if wants_sim else None
 
 
 def local_error(num_classes: int, loss: str = 'predsim', *, beta: float = 0.99,
                 max_features: int = 4096, bpf: bool = False,
-                target_size: int = 128) -> LocalObjective:
+                target_size: int = 128, compute_dtype=None) -> LocalObjective:
   """The block objective ``loss`` ∈ {'pred', 'sim', 'predsim'} with its heads as aux params.
 
   ``max_features`` is the reference's ``--dim-in-decoder``: the pred head's input size limit.
   ``bpf`` selects the backprop-free variant (the reference's ``--bio``, the paper's Table 5) with
   ``target_size`` the length of the random label codes (``--target-proj-size``).
   Metrics: ``pred_loss`` and ``accuracy`` (pred head), ``sim_loss`` (sim part).
+  The heads compute in ``compute_dtype`` (:func:`jaxlocal.precision.apply_module`; None:
+  float32), the similarity matrices and losses in float32.
   """
   if loss not in LOSSES:
     raise ValueError(f'unknown local loss {loss!r}; choose one of {LOSSES}')
@@ -139,10 +143,10 @@ def local_error(num_classes: int, loss: str = 'predsim', *, beta: float = 0.99,
   heads = LocalErrorHeads(num_classes, loss, max_features, bpf, target_size)
 
   def loss_fn(aux_params, h, batch):
-    logits, sim_input, projection = heads.apply({'params': aux_params}, h)
+    logits, sim_input = apply_module(heads, aux_params, h, dtype=compute_dtype)
     metrics = {}
     if bpf:
-      projection = jax.lax.stop_gradient(projection)
+      projection = jax.lax.stop_gradient(aux_params[LABEL_PROJECTION])
       codes = jax.nn.one_hot(batch['label'], num_classes) @ projection
     if logits is not None:
       metrics['pred_loss'] = bpf_pred_loss(logits, codes, batch) if bpf else \
