@@ -158,15 +158,27 @@ def run_blocks(blocks: Sequence[Block], params, batch_stats, batch: dict, *, tra
     h, x, stats = apply_block(block, params[i]['forward'], batch_stats[i], x, train=train,
                            rng=jax.random.fold_in(rng, i))
     new_stats.append(stats)
-    loss = jnp.zeros((), jnp.float32)
-    if block.objective is not None:
-      loss, block_metrics = block.objective.loss(params[i]['aux'], h, batch)
-      metrics[f'{block.name}/loss'] = loss
-      metrics.update({f'{block.name}/{k}': v for k, v in block_metrics.items()})
+    loss, block_metrics = block_objective(block, params[i]['aux'], h, batch)
+    metrics.update(block_metrics)
     losses.append(loss)
+  return losses, _with_accuracy(blocks, metrics), tuple(new_stats), h, x
+
+
+def block_objective(block: Block, aux_params, h: jax.Array, batch: dict):
+  """``(loss, metrics)`` of one block's objective on its ``h``: the scalar loss (0 without an
+  objective) and its metrics named ``<block>/<metric>``, ``<block>/loss`` among them."""
+  if block.objective is None:
+    return jnp.zeros((), jnp.float32), {}
+  loss, metrics = block.objective.loss(aux_params, h, batch)
+  return loss, {f'{block.name}/loss': loss,
+                **{f'{block.name}/{k}': v for k, v in metrics.items()}}
+
+
+def _with_accuracy(blocks: Sequence[Block], metrics: dict) -> dict:
+  """``metrics`` plus the network's ``accuracy``: the output block's, when it reports one."""
   if f'{blocks[-1].name}/accuracy' in metrics:
     metrics['accuracy'] = metrics[f'{blocks[-1].name}/accuracy']
-  return losses, metrics, tuple(new_stats), h, x
+  return metrics
 
 
 def forward_features(blocks: Sequence[Block], params, batch_stats, x: jax.Array) -> list:
@@ -219,9 +231,20 @@ def alignment_angles(blocks: Sequence[Block], params, batch_stats, batch: dict, 
 
 
 def update_blocks(blocks: Sequence[Block], optimizers: Sequence[optax.GradientTransformation],
-                  state: TrainState, batch: dict, rng: jax.Array, *, detach: bool = True):
+                  state: TrainState, batch: dict, rng: jax.Array, *, detach: bool = True,
+                  in_order: bool = False):
   """One step of every block on ``batch``: returns ``(state, metrics, out)``, ``out`` being the
-  last block's output (train mode, before the update), which a pipeline hands on."""
+  last block's output (train mode, before the update), which a pipeline hands on.
+
+  ``in_order`` (local learning only) computes the same step block after block
+  (:func:`update_blocks_in_order`), so that each block's activations are freed before the next
+  block's forward; otherwise one gradient of the summed losses updates every block."""
+  if in_order:
+    if not detach:
+      raise ValueError('in_order steps train each block on its own objective; global backprop '
+                       '(detach=False) needs the summed step: pass in_order=False')
+    return update_blocks_in_order(blocks, optimizers, state, batch, rng)
+
   def total_loss(params):
     losses, metrics, stats, _, out = run_blocks(blocks, params, state.batch_stats, batch,
                                                 train=True, rng=rng, detach=detach)
@@ -233,6 +256,72 @@ def update_blocks(blocks: Sequence[Block], optimizers: Sequence[optax.GradientTr
   return apply_gradients(state, grads, optimizers, stats), metrics, jax.lax.stop_gradient(out)
 
 
+def update_blocks_in_order(blocks: Sequence[Block],
+                           optimizers: Sequence[optax.GradientTransformation], state: TrainState,
+                           batch: dict, rng: jax.Array):
+  """The local step of :func:`update_blocks` computed block after block: block i's forward,
+  objective, gradient and optimiser update all happen before block i+1's forward.
+
+  What is computed is the summed step's: block i+1 reads block i's output from before block i's
+  update, with the same dropout keys, and block i's gradient is that of its own loss. Only the
+  schedule differs, made by two data dependencies (:func:`_after`; XLA:CPU drops
+  ``lax.optimization_barrier`` before scheduling, so a barrier orders nothing there): block i's
+  backward pass starts from a seed computed after block i's output (e.g. pooled), so its larger
+  ``h`` need not outlive the backward; and block i+1's input is computed after every gradient of
+  block i, so block i's activations are dead before block i+1 runs. The step's peak temporary
+  memory is then that of its largest block (its forward, heads and backward) instead of every
+  block's activations at once: on XLA:CPU at batch 128, VGG11B pred 0.40x and VGG8B pred 0.56x
+  of global backprop's, against 0.90x and 0.89x for the summed step (docs/results.md).
+  """
+  x = batch['image']
+  losses, metrics, params, stats, opt_state = [], {}, [], [], []
+  for i, (block, tx) in enumerate(zip(blocks, optimizers)):
+    def block_loss(p, x, i=i, block=block):
+      h, out, new_stats = apply_block(block, p['forward'], state.batch_stats[i], x, train=True,
+                                      rng=jax.random.fold_in(rng, i))
+      loss, block_metrics = block_objective(block, p['aux'], h, batch)
+      return loss, (block_metrics, new_stats, out)
+
+    x = jax.lax.stop_gradient(x)
+    loss, backward, (block_metrics, new_stats, out) = jax.vjp(
+        lambda p: block_loss(p, x), state.params[i], has_aux=True)
+    # The backward starts from a seed computed after ``out`` (the next block's input).
+    (grads,) = backward(_after(jnp.ones_like(loss), out))
+    new_params, new_opt_state = _apply_one(tx, state.params[i], grads, state.opt_state[i])
+    x = _after(out, grads) if i + 1 < len(blocks) else out
+    losses.append(loss)
+    metrics.update(block_metrics)
+    params.append(new_params)
+    stats.append(new_stats)
+    opt_state.append(new_opt_state)
+  metrics = _with_accuracy(blocks, metrics)
+  metrics['loss'] = sum(losses)
+  state = state.replace(step=state.step + 1, params=tuple(params), batch_stats=tuple(stats),
+                        opt_state=tuple(opt_state))
+  return state, metrics, jax.lax.stop_gradient(x)
+
+
+def _after(x, tree):
+  """``x`` (an array or a pytree of them) unchanged, bitwise, but computed after every leaf of
+  ``tree``.
+
+  ``lax.optimization_barrier`` does not order anything on XLA:CPU, which removes barriers
+  before it schedules. This dependency is real: ``x + c`` with ``c = -0.0`` (the exact additive
+  identity, also for ``x = -0.0``) computed from a sum over every leaf, which XLA cannot fold
+  away, since ``0 · v`` is not 0 for every float ``v``. ``c`` is -0.0 even when the sum is not
+  finite (it enters only through a comparison), so a NaN below never reaches ``x``.
+  """
+  total = sum(jnp.sum(leaf, dtype=jnp.float32) for leaf in jax.tree.leaves(tree))
+  ties = (total == total).astype(jnp.float32)
+  return jax.tree.map(lambda a: a + (ties * -0.0).astype(a.dtype), x)
+
+
+def _apply_one(tx: optax.GradientTransformation, params, grads, opt_state):
+  """One block's optimiser step: ``(new_params, new_opt_state)``."""
+  updates, opt_state = tx.update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), opt_state
+
+
 def apply_gradients(state: TrainState, grads: tuple,
                     optimizers: Sequence[optax.GradientTransformation],
                     batch_stats: tuple) -> TrainState:
@@ -240,8 +329,8 @@ def apply_gradients(state: TrainState, grads: tuple,
   optimiser state), the new BatchNorm statistics stored and the step counted."""
   params, opt_state = [], []
   for tx, p, g, s in zip(optimizers, state.params, grads, state.opt_state):
-    updates, s = tx.update(g, s, p)
-    params.append(optax.apply_updates(p, updates))
+    p, s = _apply_one(tx, p, g, s)
+    params.append(p)
     opt_state.append(s)
   return state.replace(step=state.step + 1, params=tuple(params), batch_stats=batch_stats,
                        opt_state=tuple(opt_state))
@@ -250,7 +339,7 @@ def apply_gradients(state: TrainState, grads: tuple,
 def make_learner(blocks: Sequence[Block],
                  optimizers: optax.GradientTransformation | Sequence[optax.GradientTransformation],
                  *, detach: bool = True, schedule: BlockSchedule = BlockSchedule(),
-                 compute_dtype=None) -> Learner:
+                 compute_dtype=None, in_order: bool = True) -> Learner:
   """Builds the :class:`Learner` that trains ``blocks``.
 
   Args:
@@ -266,6 +355,10 @@ def make_learner(blocks: Sequence[Block],
       mean over blocks under 'random'), every block's own in ``<name>/loss``.
     compute_dtype: the dtype of every block's forward pass (e.g. ``jnp.bfloat16``); parameters,
       optimiser states and losses stay float32 (:mod:`jaxlocal.precision`).
+    in_order: with ``detach=True``, compute the step block after block
+      (:func:`update_blocks_in_order`: the same result, each block's activations freed before
+      the next block's forward) instead of as one gradient of the summed losses. Global
+      backprop always takes the summed step.
   """
   blocks = _normalise(blocks)
   if compute_dtype is not None:
@@ -289,7 +382,8 @@ def make_learner(blocks: Sequence[Block],
                       opt_state=opt_state)
 
   def all_blocks_step(state: TrainState, batch: dict, rng: jax.Array):
-    return update_blocks(blocks, optimizers, state, batch, rng, detach=detach)[:2]
+    return update_blocks(blocks, optimizers, state, batch, rng, detach=detach,
+                         in_order=in_order and detach)[:2]
 
   def block_step(i: int):
     """The train step of block ``i`` alone, the blocks below it run forward only."""
@@ -349,7 +443,7 @@ def make_learner(blocks: Sequence[Block],
     def stage_step(a, b):
       def step(state, x, batch, rng):
         state, metrics, out = update_blocks(blocks[a:b], optimizers[a:b], state,
-                                            {**batch, 'image': x}, rng)
+                                            {**batch, 'image': x}, rng, in_order=in_order)
         if b < len(blocks):
           metrics.pop('accuracy', None)
         return state, out, metrics

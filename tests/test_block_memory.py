@@ -1,0 +1,114 @@
+"""The block-ordered local step (jaxlocal.blocks.update_blocks_in_order): the same update as the
+summed step, in a fraction of global backprop's temporary memory; and the batch search of
+benchmarks/max_batch.py."""
+
+from __future__ import annotations
+
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from conftest import REPO
+from jaxlocal import config_lib
+from jaxlocal.blocks import make_learner, update_blocks
+from jaxlocal.methods import local_error as method
+
+sys.path.insert(0, str(REPO / 'benchmarks'))
+from max_batch import largest_batch  # noqa: E402  (benchmarks/ is not a package)
+
+
+def network(image_shape, **fields):
+  c = config_lib.base_config()
+  c.num_hidden, c.dim_in_decoder = 32, 64
+  c.update(fields)
+  return method.network_blocks(c, num_classes=10, image_shape=image_shape)
+
+
+def batch_of(image_shape, size=8, seed=0):
+  k1, k2 = jax.random.split(jax.random.key(seed))
+  return {'image': jax.random.normal(k1, (size, *image_shape)),
+          'label': jax.random.randint(k2, (size,), 0, 10)}
+
+
+@pytest.mark.parametrize('fields', [
+    dict(model='vgg:8,M,16', loss='predsim', dropout=0.25),
+    dict(model='mlp', num_layers=2, loss='sim', batch_norm=False),
+    dict(model='vgg:8,M,16', loss='pred', freeze_hidden=True),   # blocks without an objective
+], ids=['vgg-predsim-dropout', 'mlp-sim', 'vgg-frozen'])
+def test_in_order_step_equals_the_summed_step(fields):
+  """Same parameters, optimiser states, BatchNorm statistics and metrics after two steps: block
+  i+1 reads block i's output from before block i's update, with the same dropout keys."""
+  image_shape = (8, 8, 3)
+  blocks = network(image_shape, **fields)
+  tx = optax.sgd(0.05, momentum=0.9)
+  summed = make_learner(blocks, tx, in_order=False)
+  ordered = make_learner(blocks, tx, in_order=True)
+  state = summed.init(jax.random.key(0), batch_of(image_shape)['image'])
+  states = {}
+  for name, learner in (('summed', summed), ('ordered', ordered)):
+    s, step = state, jax.jit(learner.train_step)
+    for k in range(2):
+      s, metrics = step(s, batch_of(image_shape, seed=k + 1), jax.random.key(k))
+    states[name] = (s, metrics)
+  (a, metrics_a), (b, metrics_b) = states['summed'], states['ordered']
+  assert int(b.step) == 2 and metrics_a.keys() == metrics_b.keys()
+  for x, y in zip(jax.tree.leaves((a.params, a.opt_state, a.batch_stats, metrics_a)),
+                  jax.tree.leaves((b.params, b.opt_state, b.batch_stats, metrics_b))):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+  moved = [not np.allclose(jax.tree.leaves(new)[0], jax.tree.leaves(old)[0])
+           for new, old in zip(b.params, state.params)]
+  assert moved[-1] and (fields.get('freeze_hidden') or all(moved))
+
+
+def test_in_order_refuses_global_backprop():
+  blocks = network((8, 8, 3), model='vgg:8,M', loss='glob')
+  learner = make_learner(blocks, optax.sgd(0.1), detach=False, in_order=True)  # glob: summed
+  batch = batch_of((8, 8, 3))
+  state = learner.init(jax.random.key(0), batch['image'])
+  learner.train_step(state, batch, jax.random.key(1))
+  with pytest.raises(ValueError, match='detach=False'):
+    update_blocks(blocks, (optax.sgd(0.1),) * len(blocks), state, batch, jax.random.key(1),
+                  detach=False, in_order=True)
+
+
+def temp_bytes(loss: str, in_order: bool, image_shape=(8, 8, 3), batch_size=16) -> int:
+  """Compiled temporary memory of the train step of four identical 16-channel conv blocks."""
+  blocks = network(image_shape, model='vgg:16,16,16,16', loss=loss)
+  learner = make_learner(blocks, optax.sgd(0.1), detach=loss != 'glob', in_order=in_order)
+  x = jax.ShapeDtypeStruct((batch_size, *image_shape), jnp.float32)
+  batch = {'image': x, 'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
+  state = jax.eval_shape(learner.init, jax.random.key(0), x)
+  compiled = jax.jit(learner.train_step, donate_argnums=0).lower(
+      state, batch, jax.random.key(0)).compile()
+  return compiled.memory_analysis().temp_size_in_bytes
+
+
+def test_in_order_step_holds_a_fraction_of_global_backprops_temporary_memory():
+  """Each block's activations die before the next block runs: on four equal blocks, pred holds
+  about one block's (0.32x glob on XLA:CPU, jax 0.10.2), predsim one block's and its sim head's
+  (0.64x); the summed local step schedules every forward first and holds 0.91x."""
+  glob = temp_bytes('glob', in_order=False)
+  pred = temp_bytes('pred', in_order=True)
+  pred_summed = temp_bytes('pred', in_order=False)
+  predsim = temp_bytes('predsim', in_order=True)
+  ratios = {'pred': pred / glob, 'pred summed': pred_summed / glob, 'predsim': predsim / glob}
+  assert pred <= 0.5 * glob and pred <= 0.5 * pred_summed, ratios
+  assert predsim <= 0.8 * glob, ratios
+
+
+def test_largest_batch_finds_the_boundary_of_a_monotone_size():
+  calls = []
+
+  def size(batch):  # bytes: an affine cost with a step, like padding to a tile
+    calls.append(batch)
+    return 1000 + 37 * batch + (50 if batch > 300 else 0)
+
+  assert largest_batch(size, budget=1000 + 37 * 300 + 49, start=16) == 300
+  assert len(calls) <= 14
+  assert largest_batch(size, budget=1000 + 37 * 5, start=16) == 5
+  assert largest_batch(size, budget=1000 + 36, start=16) == 0   # not even one example fits
+  assert largest_batch(size, budget=10**9, start=16, limit=4096) == 4096
