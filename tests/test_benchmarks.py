@@ -75,3 +75,28 @@ def test_gpu_session_script_names_bad_stages_and_packs_results(tmp_path):
   assert (out / 'results.tar.gz').exists()
   usage = subprocess.run(['bash', str(script)], capture_output=True, text=True)
   assert usage.returncode == 2 and 'STAGE:SECONDS' in usage.stderr
+
+
+REFERENCE = REPO.parent / 'shared' / 'anchors' / 'local_loss_train.py'
+
+
+def test_versus_reference_times_both_steps_and_says_the_loaders_were_replaced(tmp_path):
+  """benchmarks/versus_reference.py on a tiny MLP: the bpf row (the reference's feedback-
+  alignment autograd function, which needs its saved_variables fix) in bf16 against the
+  reference's float32 step."""
+  pytest.importorskip('torch', reason='the reference train.py needs PyTorch')
+  if not REFERENCE.exists():
+    pytest.skip(f'the reference train.py is not at {REFERENCE}')
+  out = tmp_path / 'versus.json'
+  env = {**os.environ, 'PYTHONPATH': str(REPO)}
+  result = subprocess.run(
+      [sys.executable, 'benchmarks/versus_reference.py', f'--reference={REFERENCE}',
+       '--dataset=mnist', '--model=mlp', '--num_layers=1', '--num_hidden=16', '--batch_size=4',
+       '--losses=bpf', '--dtypes=bfloat16', '--steps=2', '--warmup=1', f'--json={out}'],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'loaders REPLACED by random batches already on the device' in result.stdout
+  (row,) = json.loads(out.read_text())['rows']
+  assert row['loss'] == 'bpf' and len(row['reference_step_seconds']) == 2
+  assert row['jaxlocal_bfloat16_img_s'] > 0 and row['reference_float32_img_s'] > 0
+  assert row['bfloat16_vs_reference'] > 0
