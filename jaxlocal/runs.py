@@ -23,7 +23,8 @@ def restored_run(workdir: str, method: str | None = None):
     raise ValueError(f'{workdir} is a {config.method!r} run; this needs a {method!r} run')
   dataset = data_lib.load_dataset(config.dataset, data_dir=config.data_dir or None,
                                   train_examples=config.train_examples,
-                                  image_size=config.image_size)
+                                  image_size=config.image_size,
+                                  num_classes=config.get('num_classes', 0))
   learner = methods.get_method(config.method).build(config, dataset, steps_per_epoch=1)
   like = jax.jit(learner.init)(jax.random.key(0), jnp.zeros((2, *dataset.image_shape)))
   checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'))

@@ -390,3 +390,47 @@ def test_batch_order_switches_to_uniform_after_until_epoch():
     BatchOrder(classes_per_batch=10).permutation(key, labels, epoch=1, **kwargs)
   with pytest.raises(ValueError, match='>= 0'):
     BatchOrder(classes_per_batch=-1)
+
+
+def test_one_stray_label_is_an_error_naming_it(tmp_path):
+  y_train = np.arange(12, dtype=np.uint8) % 3
+  y_train[7] = 42  # would otherwise make a 43-class network with 39 empty classes
+  _write(tmp_path, 'mydigits', y_train=y_train)
+  with pytest.raises(data.DatasetFormatError) as error:
+    data.load_dataset('mydigits', data_dir=str(tmp_path))
+  message = str(error.value)
+  assert '42 (y_train[7])' in message and '--config.num_classes=43' in message
+
+
+def test_test_label_absent_from_training_is_an_error(tmp_path):
+  _write(tmp_path, 'toy', y_test=np.array([0, 1, 2, 3, 0], np.uint8))
+  with pytest.raises(data.DatasetFormatError, match=r'3 \(y_test\[3\]\)'):
+    data.load_dataset('toy', data_dir=str(tmp_path))
+
+
+def test_stated_num_classes_allows_empty_classes(tmp_path):
+  y_train = np.arange(12, dtype=np.uint8) % 3
+  y_train[7] = 5
+  _write(tmp_path, 'toy', y_train=y_train)
+  ds = data.load_dataset('toy', data_dir=str(tmp_path), num_classes=6)
+  assert (ds.num_classes, ds.classes_from) == (6, 'config')
+  with pytest.raises(data.DatasetFormatError, match='labels go up to 5 but num_classes=4'):
+    data.load_dataset('toy', data_dir=str(tmp_path), num_classes=4)
+
+
+def test_class_count_says_where_it_came_from(tmp_path):
+  _write(tmp_path, 'toy')
+  _write(tmp_path, 'mnist-tiny')
+  assert data.load_dataset('toy', data_dir=str(tmp_path)).classes_from == 'labels'
+  assert data.load_dataset('mnist-tiny', data_dir=str(tmp_path)).classes_from == 'registry'
+  with pytest.raises(ValueError, match='registered with 10 classes'):
+    data.load_dataset('mnist-tiny', data_dir=str(tmp_path), num_classes=12)
+
+
+def test_missing_dataset_names_the_variant_beside_it(tmp_path):
+  _write(tmp_path, 'cifar10-small', x_train=np.zeros((12, 4, 4, 3), np.uint8),
+         x_test=np.zeros((5, 4, 4, 3), np.uint8))
+  with pytest.raises(data.DatasetNotFoundError) as error:
+    data.load_dataset('cifar10', data_dir=str(tmp_path))
+  assert 'cifar10-small.npz' in str(error.value)
+  assert '--config.dataset=cifar10-small' in str(error.value)

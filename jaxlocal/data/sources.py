@@ -41,6 +41,7 @@ class Dataset:
   mean: np.ndarray
   std: np.ndarray
   source: str
+  classes_from: str = ''   # where num_classes came from: 'registry', 'labels' or 'config'
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -125,7 +126,22 @@ def _read_digits() -> Mapping[str, np.ndarray]:
           'x_test': x[test], 'y_test': digits.target[test]}
 
 
-def _not_found(name: str, info: DatasetInfo | None, looked: list[str]) -> DatasetNotFoundError:
+def _variants_in(folder: str | None, name: str) -> list[str]:
+  """The ``<name>-<variant>`` datasets stored as npz files in ``folder``."""
+  if not folder or not os.path.isdir(folder):
+    return []
+  return sorted(f[:-len('.npz')] for f in os.listdir(folder)
+                if f.startswith(f'{name}-') and f.endswith('.npz'))
+
+
+def _not_found(name: str, info: DatasetInfo | None, looked: list[str],
+               folder: str | None = None) -> DatasetNotFoundError:
+  variants = _variants_in(folder, name)
+  if variants:
+    return DatasetNotFoundError(
+        f'dataset {name!r} was not found ({folder} has no {name}.npz), but that folder holds '
+        f'{", ".join(v + ".npz" for v in variants)}: use it with '
+        f'--config.dataset={variants[0]}')
   tfds_hint = ''
   if info is not None and info.tfds_name is not None:
     tfds_hint = (f'; or install the TFDS extra ({TFDS_INSTALL}) and prepare it with '
@@ -159,15 +175,56 @@ def _find(name: str, info: DatasetInfo | None,
       looked.append(str(e))
   if name == 'digits':
     return _read_digits(), 'scikit-learn digits'
-  raise _not_found(name, info, looked)
+  raise _not_found(name, info, looked, folder)
+
+
+def _inferred_classes(y_train: np.ndarray, y_test: np.ndarray, source: str) -> int:
+  """max label + 1 of unregistered data, once every class occurs in the training labels and
+  every test label is a training class (else one stray label would add empty classes)."""
+  num_classes = int(max(y_train.max(), y_test.max())) + 1
+  train = set(np.unique(y_train).tolist())
+  missing = sorted(set(range(num_classes)) - train)
+  if not missing:
+    return num_classes
+  top = missing[0] - 1   # 0..top all occur in y_train
+  strays = []
+  for key, y in (('y_train', y_train), ('y_test', y_test)):
+    for label in sorted(set(np.unique(y[y > top]).tolist())):
+      strays.append(f'{label} ({key}[{int(np.flatnonzero(y == label)[0])}])')
+  shown = ', '.join(map(str, missing[:6])) + (', …' if len(missing) > 6 else '')
+  raise DatasetFormatError(
+      f'{source}: the labels imply {num_classes} classes but {len(missing)} of them never occur '
+      f'in y_train ({shown}); labels above {top}: {", ".join(strays[:4])}. Fix those labels, or '
+      f'set --config.num_classes={num_classes} if the empty classes are meant.')
+
+
+def _num_classes(info: DatasetInfo | None, num_classes: int, y_train: np.ndarray,
+                 y_test: np.ndarray, source: str) -> tuple[int, str]:
+  """(class count, where it came from) for the registry, the config or the labels."""
+  if num_classes < 0:
+    raise ValueError(f'num_classes={num_classes} is negative; use 0 to take it from the '
+                     'registry or the labels')
+  if info is not None:
+    if num_classes and num_classes != info.num_classes:
+      raise ValueError(f'num_classes={num_classes} but {info.name!r} is registered with '
+                       f'{info.num_classes} classes; leave num_classes at 0')
+    return info.num_classes, 'registry'
+  if num_classes:
+    top = int(max(y_train.max(), y_test.max()))
+    if top >= num_classes:
+      raise DatasetFormatError(f'{source}: labels go up to {top} but num_classes={num_classes}; '
+                               f'use num_classes >= {top + 1}, or 0 to count them')
+    return num_classes, 'config'
+  return _inferred_classes(y_train, y_test, source), 'labels'
 
 
 def load_dataset(name: str, *, data_dir: str | None = None, train_examples: int = 0,
-                 image_size: int = 0) -> Dataset:
+                 image_size: int = 0, num_classes: int = 0) -> Dataset:
   """Load dataset ``name`` from ``data_dir`` (or $JAXLOCAL_DATA_DIR), TFDS or scikit-learn.
 
   ``name`` is a registry key, ``<key>-<variant>`` (registry constants, npz only) or any name with
-  a ``<name>.npz`` in the folder (classes and normalisation computed from the data).
+  a ``<name>.npz`` in the folder (normalisation computed from the data; classes from
+  ``num_classes``, or 0..max label when every class occurs in the training labels).
   ``data_dir`` None or '' means "not given". ``train_examples > 0`` keeps the first N training
   examples; ``image_size > 0`` resizes all images to image_size x image_size (bilinear) once, here.
   """
@@ -185,11 +242,10 @@ def load_dataset(name: str, *, data_dir: str | None = None, train_examples: int 
   arrays = check_arrays(raw, source, None if info is None else info.num_classes)
   x_train, y_train = arrays['x_train'], arrays['y_train']
   x_test, y_test = arrays['x_test'], arrays['y_test']
+  num_classes, classes_from = _num_classes(info, num_classes, y_train, y_test, source)
   if info is None:
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
     mean, std = channel_stats(x_train)
   else:
-    num_classes = info.num_classes
     mean, std = np.asarray(info.mean, np.float32), np.asarray(info.std, np.float32)
     if len(mean) != x_train.shape[-1]:
       raise DatasetFormatError(
@@ -203,4 +259,5 @@ def load_dataset(name: str, *, data_dir: str | None = None, train_examples: int 
     x_train, y_train = x_train[:train_examples], y_train[:train_examples]
   if image_size:
     x_train, x_test = resize_images(x_train, image_size), resize_images(x_test, image_size)
-  return Dataset(name, x_train, y_train, x_test, y_test, num_classes, mean, std, source)
+  return Dataset(name, x_train, y_train, x_test, y_test, num_classes, mean, std, source,
+                 classes_from)
