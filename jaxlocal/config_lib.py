@@ -9,6 +9,11 @@ from __future__ import annotations
 import ml_collections
 
 
+class ConfigError(ValueError):
+  """A config value that the method, the data or the workdir cannot accept; the message names
+  the field and how to fix it (the command line prints it as one line, exit status 2)."""
+
+
 def base_config() -> ml_collections.ConfigDict:
   """Every field a run reads. The first six are the public contract of the CLI."""
   c = ml_collections.ConfigDict()
@@ -19,6 +24,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch_size = 128
   c.seed = 1
   c.train_examples = 0         # 0 = all; N = the first N training examples (quick runs)
+  c.num_classes = 0            # 0 = the registry's, or the labels' (every class must occur)
   # --- data ---
   c.image_size = 0             # 0 = native; N = resize every image to N×N at load time
   c.eval_batch_size = 1000

@@ -44,6 +44,10 @@ FORWARD, TARGET = 'forward', 'target'
 GROUP_OF_PART = {'f': FORWARD, 'b': FORWARD, 'g': TARGET, 'h': TARGET}
 
 
+# the learning rate decays over num_epochs × steps: a rerun may not change it
+SCHEDULE_FIELDS = ('num_epochs',)
+
+
 def check_config(config) -> None:
   """Raises ValueError naming the first impossible field."""
   forward_modules(config.model, 1)  # validates the model name

@@ -37,6 +37,10 @@ ARCH = (64, 64, 'M', 128, 128, 'M', 256, 256, 'M', 512, 512)
 SCHEDULES = ('wave', 'sequential')
 
 
+# sequential: each block trains num_epochs / 9 epochs, so a rerun may not change it
+SCHEDULE_FIELDS = ('num_epochs',)
+
+
 def check_config(config) -> None:
   """Raises ValueError naming the first impossible field of the ``sae`` section."""
   s = config.sae
