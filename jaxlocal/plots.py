@@ -55,25 +55,56 @@ def _or_nan(value):
   return float('nan') if value is None else value
 
 
-def plot_learning_curves(records: list[dict], path: str) -> None:
-  """Train loss, and test accuracy of the network and of every block's local head, per epoch."""
+def _block_keys(records: list[dict], split: str, metric: str) -> list[str]:
+  """The ``<block>`` names with a ``<split>/<block>/<metric>`` value in some record."""
+  prefix, suffix = f'{split}/', f'/{metric}'
+  return sorted({k[len(prefix):-len(suffix)] for r in records for k in r
+                 if k.startswith(prefix) and k.endswith(suffix) and k.count('/') == 2})
+
+
+def _curve(ax, epochs, records, key, **style) -> bool:
+  """Plots ``key`` per epoch (markers, so one epoch shows); False when no record has it."""
+  values = [_or_nan(r.get(key)) for r in records]
+  if all(math.isnan(v) for v in values):
+    return False
+  ax.plot(epochs, values, marker='o', markersize=3, **style)
+  return True
+
+
+def plot_learning_curves(records: list[dict], path: str, title: str = '') -> None:
+  """Like with like, train dashed and test solid, per epoch: the network's summed local loss
+  and output cross-entropy; every block's local loss; every block's local accuracy and the
+  network's. ``title`` names the run (dataset, model, loss, workdir)."""
   plt = _pyplot()
   epochs = [r['epoch'] for r in records]
-  fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-  ax_loss.plot(epochs, [_or_nan(r.get('train_loss')) for r in records], label='train loss')
-  ax_loss.set_xlabel('epoch')
-  ax_loss.set_ylabel('loss')
-  ax_loss.legend()
-  heads = sorted({k for r in records for k in r if k.startswith('test/') and
-                  k.endswith('/accuracy')})
-  for key in heads:
-    ax_acc.plot(epochs, [_or_nan(r.get(key)) for r in records], lw=0.8, alpha=0.7,
-                label=key[len('test/'):-len('/accuracy')])
-  ax_acc.plot(epochs, [_or_nan(r.get('test_accuracy')) for r in records], 'k', lw=2,
-              label='network')
-  ax_acc.set_xlabel('epoch')
-  ax_acc.set_ylabel('test accuracy')
-  ax_acc.legend(fontsize=7)
+  fig, (ax_net, ax_blocks, ax_acc) = plt.subplots(1, 3, figsize=(16, 4.5))
+  colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
+  for split, dash in (('train', '--'), ('test', '-')):
+    _curve(ax_net, epochs, records, f'{split}_loss', color='k', ls=dash,
+           label=f'{split}: summed local loss')
+    _curve(ax_net, epochs, records, f'{split}_xent', color='tab:red', ls=dash,
+           label=f'{split}: output cross-entropy')
+  ax_net.set_title('network', fontsize=9)
+  blocks = _block_keys(records, 'test', 'loss') or _block_keys(records, 'train', 'loss')
+  for i, block in enumerate(blocks):
+    for split, dash in (('train', '--'), ('test', '-')):
+      _curve(ax_blocks, epochs, records, f'{split}/{block}/loss', color=colors[i % len(colors)],
+             ls=dash, lw=1, label=f'{block} ({split})' if split == 'test' else None)
+  ax_blocks.set_title('local loss per block (train dashed, test solid)', fontsize=9)
+  for i, block in enumerate(_block_keys(records, 'test', 'accuracy')):
+    _curve(ax_acc, epochs, records, f'test/{block}/accuracy', color=colors[i % len(colors)],
+           lw=0.8, alpha=0.8, label=block)
+  _curve(ax_acc, epochs, records, 'train_accuracy', color='k', ls='--', lw=1.5,
+         label='network (train)')
+  _curve(ax_acc, epochs, records, 'test_accuracy', color='k', lw=2, label='network (test)')
+  ax_acc.set_title('accuracy (blocks: test)', fontsize=9)
+  for ax, ylabel in ((ax_net, 'loss'), (ax_blocks, 'loss'), (ax_acc, 'accuracy')):
+    ax.set_xlabel('epoch')
+    ax.set_ylabel(ylabel)
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=7)
+  if title:
+    fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)

@@ -12,22 +12,21 @@ resumed run end with exactly the parameters of an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
-
 from jaxlocal import data as data_lib
 from jaxlocal import methods
+from jaxlocal import workdir as workdir_lib
 from jaxlocal.blocks import Learner
 from jaxlocal.checkpoint import Checkpointer
+from jaxlocal.config_lib import ConfigError
 from jaxlocal.data.augment import Augment
 from jaxlocal.metrics import JsonlWriter
 from jaxlocal.parallel.mesh import (DATA, STAGE, MeshSpec, batch_sharded, check_divisible,
@@ -36,6 +35,7 @@ from jaxlocal.parallel.cost import balanced_bounds
 from jaxlocal.parallel.pipeline import Pipeline
 from jaxlocal.plots import plot_learning_curves
 from jaxlocal.precision import compute_dtype
+from jaxlocal.progress import epoch_progress
 from jaxlocal.schedules import Phase
 
 log = logging.getLogger('jaxlocal')
@@ -43,6 +43,10 @@ log = logging.getLogger('jaxlocal')
 
 class TrainingDivergedError(FloatingPointError):
   """A training metric (the loss, usually) became NaN or infinite."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+  """Ctrl-C during training; the message says which epoch is saved and how to resume."""
 
 
 def _check_positive(**values):
@@ -236,27 +240,32 @@ def fit(learner: Learner, dataset: data_lib.Dataset, *, workdir: str, num_epochs
         batch_size: int, seed: int = 0, augment: Augment = Augment(),
         order: data_lib.BatchOrder = data_lib.BatchOrder(), eval_batch_size: int = 1000,
         checkpoints_to_keep: int = 2, progress_bar: bool = True,
-        mesh: MeshSpec = MeshSpec()) -> dict:
+        mesh: MeshSpec = MeshSpec(), title: str = '') -> dict:
   """Trains ``learner`` on ``dataset``, evaluating and checkpointing after every epoch.
 
   Resumes from the last checkpoint in ``workdir`` if there is one. Writes
-  ``metrics.jsonl`` and ``learning_curves.png`` there. Returns the last epoch's record.
+  ``metrics.jsonl`` and ``learning_curves.png`` (titled ``title``) there. Returns the last
+  epoch's record.
   Raises :class:`TrainingDivergedError` on a NaN/inf loss, leaving the last good checkpoint.
   """
   phase = Phase('', learner, num_epochs, batch_size, augment, order=order)
   return fit_phases([phase], dataset, workdir=workdir, seed=seed,
                     eval_batch_size=eval_batch_size, checkpoints_to_keep=checkpoints_to_keep,
-                    progress_bar=progress_bar, mesh=mesh)
+                    progress_bar=progress_bar, mesh=mesh, title=title)
 
 
 def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: str,
                seed: int = 0, eval_batch_size: int = 1000, checkpoints_to_keep: int = 2,
-               progress_bar: bool = True, mesh: MeshSpec = MeshSpec()) -> dict:
+               progress_bar: bool = True, mesh: MeshSpec = MeshSpec(), title: str = '',
+               on_accept: Callable[[str, int], None] | None = None) -> dict:
   """Runs ``phases`` in order, each resumable on its own; returns the last epoch's record.
 
   A single unnamed phase keeps its checkpoints in ``<workdir>/checkpoints``; named phases in
   ``<workdir>/checkpoints/<name>``, with a ``phase`` field in their metrics records. ``mesh``
   places every phase on a device mesh (:class:`~jaxlocal.parallel.mesh.MeshSpec`).
+  ``on_accept(phase, epoch)`` is called when a phase's checkpoint (of ``epoch``, 0 = none) has
+  been restored, before anything is written to the workdir (e.g. to write the run's config).
+  Ctrl-C raises :class:`RunInterrupted`, saying which epoch is saved.
   """
   if not phases:
     raise ValueError('fit_phases needs at least one phase')
@@ -270,10 +279,14 @@ def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: s
     state, record = _train_phase(phase, phase_data, key, workdir=workdir,
                                  eval_batch_size=eval_batch_size,
                                  checkpoints_to_keep=checkpoints_to_keep,
-                                 progress_bar=progress_bar, mesh=mesh)
+                                 progress_bar=progress_bar, mesh=mesh, title=title,
+                                 on_accept=on_accept or (lambda name, epoch: None))
     if phase.finish is not None:
       phase.finish(state, workdir)
-  print(f'final: epoch {record["epoch"]}/{phases[-1].num_epochs} test_accuracy='
+  goal = phases[-1].num_epochs
+  epochs = (f'{record["epoch"]}/{goal}' if record['epoch'] <= goal else
+            f'{record["epoch"]} (already reached before this run; num_epochs={goal})')
+  print(f'final: epoch {epochs} test_accuracy='
         f'{_fmt(record["test_accuracy"])} test_error={_fmt_error(record["test_accuracy"])} '
         f'train_loss={_fmt(record["train_loss"])} images/s={record["images_per_sec"]:.0f} '
         f'workdir={workdir}', flush=True)
@@ -282,7 +295,7 @@ def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: s
 
 def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
                  eval_batch_size: int, checkpoints_to_keep: int, progress_bar: bool,
-                 mesh: MeshSpec):
+                 mesh: MeshSpec, title: str, on_accept: Callable[[str, int], None]):
   """Trains one phase (resuming it if checkpointed): returns (state, last epoch's record)."""
   _check_positive(num_epochs=phase.num_epochs, eval_batch_size=eval_batch_size,
                   checkpoints_to_keep=checkpoints_to_keep)
@@ -304,7 +317,13 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
     start = checkpointer.latest_epoch()
     if start:
       state = checkpointer.restore(start, state)
-      log.info('resumed%s from the checkpoint of epoch %d in %s', label, start, workdir)
+    on_accept(phase.name, start)
+    if start >= phase.num_epochs:
+      print(f'{workdir}{label} had already reached epoch {start} (num_epochs='
+            f'{phase.num_epochs}): nothing to train; raise num_epochs to train further.',
+            flush=True)
+    elif start:
+      print(f'resumed{label} from epoch {start} ({checkpointer.directory}/{start})', flush=True)
     writer.truncate(lambda r: r.get('phase', '') != phase.name or r['epoch'] <= start)
     records = [r for r in writer.read() if r.get('phase', '') == phase.name]
     bounds = mesh.stage_bounds
@@ -314,44 +333,61 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
                                   y_train, phase.order, device_mesh, bounds)
     eval_step = make_eval_step(learner, dataset, phase.augment, device_mesh)
 
-    for epoch in range(start + 1, phase.num_epochs + 1):
-      with tqdm(total=steps * batch_size, desc=f'epoch {epoch}/{phase.num_epochs}{label}',
-                unit='img', unit_scale=True, disable=None if progress_bar else True,
-                leave=False) as bar:
-        try:
-          state, train, seconds = run_epoch(state, jax.random.fold_in(train_key, epoch), bar,
-                                              epoch)
-          if learner.check is not None:
-            learner.check(state)
-        except FloatingPointError as error:
-          raise type(error)(
-              f'{error} (epoch {epoch}{label}). Nothing of this epoch was saved; the last good '
-              f'checkpoint (epoch {checkpointer.latest_epoch() or "none"}) in {workdir} is '
-              'intact. Lower the learning rate or check the data, then rerun.') from None
-      test = evaluate(eval_step, state, dataset.x_test, dataset.y_test, eval_batch_size, rep)
-      record = {
-          **({'phase': phase.name} if phase.name else {}),
-          'train_loss': train.get('loss'),
-          'train_accuracy': train.get('accuracy'),
-          'test_accuracy': test.get('accuracy'),
-          'test_loss': test.get('output/xent', test.get('loss')),
-          'images_per_sec': steps * batch_size / seconds,
-          'epoch_seconds': seconds,
-          **{f'train/{k}': v for k, v in train.items()},
-          **{f'test/{k}': v for k, v in test.items()},
-      }
-      writer.write_scalars(epoch, record)
-      checkpointer.save(epoch, state)
-      records.append({'epoch': epoch, **record})
-      plot_name = f'learning_curves_{phase.name}.png' if phase.name else 'learning_curves.png'
-      if jax.process_index() == 0:
-        plot_learning_curves(records, os.path.join(workdir, plot_name))
-      _print_epoch(f'{epoch}{label}', record, test)
+    epoch = start + 1
+    try:
+      for epoch in range(start + 1, phase.num_epochs + 1):
+        with epoch_progress(steps * batch_size, f'epoch {epoch}/{phase.num_epochs}{label}',
+                            progress_bar) as bar:
+          try:
+            state, train, seconds = run_epoch(state, jax.random.fold_in(train_key, epoch), bar,
+                                                epoch)
+            if learner.check is not None:
+              learner.check(state)
+          except FloatingPointError as error:
+            raise type(error)(
+                f'{error} (epoch {epoch}{label}). Nothing of this epoch was saved; the last good '
+                f'checkpoint (epoch {checkpointer.latest_epoch() or "none"}) in {workdir} is '
+                'intact. Lower the learning rate or check the data, then rerun.') from None
+        test = evaluate(eval_step, state, dataset.x_test, dataset.y_test, eval_batch_size, rep)
+        xent = _output_xent_key(learner)
+        record = {
+            **({'phase': phase.name} if phase.name else {}),
+            'train_loss': train.get('loss'),
+            'test_loss': test.get('loss'),
+            'train_xent': train.get(xent),
+            'test_xent': test.get(xent),
+            'train_accuracy': train.get('accuracy'),
+            'test_accuracy': test.get('accuracy'),
+            'images_per_sec': steps * batch_size / seconds,
+            'epoch_seconds': seconds,
+            **{f'train/{k}': v for k, v in train.items()},
+            **{f'test/{k}': v for k, v in test.items()},
+        }
+        writer.write_scalars(epoch, record)
+        checkpointer.save(epoch, state)
+        records.append({'epoch': epoch, **record})
+        plot_name = f'learning_curves_{phase.name}.png' if phase.name else 'learning_curves.png'
+        if jax.process_index() == 0:
+          plot_learning_curves(records, os.path.join(workdir, plot_name),
+                               title=f'{title or workdir}{label}')
+        _print_epoch(f'{epoch}{label}', record, test)
+    except KeyboardInterrupt:
+      saved = checkpointer.latest_epoch()
+      raise RunInterrupted(
+          f'interrupted in epoch {epoch}{label}; '
+          + (f'epoch {saved} is saved in {checkpointer.directory}/{saved}' if saved else
+             'no epoch of it was saved yet')
+          + '. Rerun the same command to resume.') from None
   finally:
     checkpointer.close()
   if not records:
     raise RuntimeError(f'no epoch was trained and {workdir} holds no metrics{label}')
   return state, records[-1]
+
+
+def _output_xent_key(learner: Learner) -> str:
+  """The metric of the network's output cross-entropy: ``<last block>/xent``."""
+  return f'{learner.block_names[-1]}/xent' if learner.block_names else 'xent'
 
 
 def _measured_bounds(learner: Learner, state, dataset: data_lib.Dataset, batch_size: int,
@@ -410,47 +446,54 @@ def check_config(config) -> None:
   method.check_config(config)
 
 
-def _save_config(config, workdir: str) -> None:
-  """Writes config.json; warns when a resumed run's config differs from the stored one."""
-  path = os.path.join(workdir, _per_process('config.json'))
-  current = json.loads(config.to_json_best_effort())
-  if os.path.exists(path):
-    with open(path) as f:
-      stored = json.load(f)
-    changed = sorted(k for k in set(stored) | set(current)
-                     if stored.get(k) != current.get(k) and k not in ('num_epochs', 'progress_bar'))
-    if changed:
-      log.warning('the config differs from the one stored in %s in: %s', path, ', '.join(changed))
-  with open(path, 'w') as f:
-    json.dump(current, f, indent=2, sort_keys=True)
-
-
-def train_and_evaluate(config, workdir: str) -> dict:
+def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = False) -> dict:
   """Loads the data, builds the config's method and trains it; returns the last epoch's record.
 
   A method module provides ``phases(config, dataset) -> [Phase]``, or ``build(config, dataset,
   steps_per_epoch) -> Learner`` for a single phase, optionally with ``finish(config, dataset)``
   returning that phase's ``finish(state, workdir)`` hook.
+
+  Bad config values raise :class:`~jaxlocal.config_lib.ConfigError` before anything is
+  written. A workdir that already holds trained epochs of another config is refused
+  (:class:`~jaxlocal.workdir.WorkdirConflictError`) unless ``allow_config_change``, which
+  records the change in its ``config_history.jsonl``; its ``config.json`` is written only once
+  the run is accepted (:mod:`jaxlocal.workdir`).
   """
-  check_config(config)
-  dataset = data_lib.load_dataset(config.dataset, data_dir=config.data_dir or None,
-                                  train_examples=config.train_examples,
-                                  image_size=config.image_size)
-  method = methods.get_method(config.method)
-  if hasattr(method, 'phases'):
-    phases = method.phases(config, dataset)
-  else:
-    steps = data_lib.steps_per_epoch(len(dataset.x_train), config.batch_size)
-    order = data_lib.BatchOrder(config.classes_per_batch, config.classes_per_batch_until_epoch)
-    finish = method.finish(config, dataset) if hasattr(method, 'finish') else None
-    phases = [Phase('', method.build(config, dataset, steps), config.num_epochs,
-                    config.batch_size, Augment(**config.augment), order=order, finish=finish)]
+  try:
+    check_config(config)
+    method = methods.get_method(config.method)
+    pending = workdir_lib.check(config, workdir, allow_config_change=allow_config_change,
+                                schedule_fields=getattr(method, 'SCHEDULE_FIELDS', ()),
+                                config_name=_per_process('config.json'))
+    dataset = data_lib.load_dataset(config.dataset, data_dir=config.data_dir or None,
+                                    train_examples=config.train_examples,
+                                    image_size=config.image_size,
+                                    num_classes=config.num_classes)
+    phases = _phases(method, config, dataset)
+  except (ConfigError, data_lib.DatasetFormatError):
+    raise
+  except ValueError as error:  # a value the method or the data cannot use
+    raise ConfigError(str(error)) from error
   os.makedirs(workdir, exist_ok=True)
-  _save_config(config, workdir)
   print(f'{config.dataset}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images '
-        f'{dataset.image_shape} from {dataset.source}; {jax.device_count()} '
+        f'{dataset.image_shape}, {dataset.num_classes} classes (from the '
+        f'{dataset.classes_from or "data"}), from {dataset.source}; {jax.device_count()} '
         f'{jax.default_backend()} device(s)', flush=True)
+  title = (f'{config.dataset} · {config.method}: {config.model}'
+           + (f' · {config.loss}' if config.method == 'local_error' else '') + f' — {workdir}')
   return fit_phases(phases, dataset, workdir=workdir, seed=config.seed,
                     eval_batch_size=config.eval_batch_size,
                     checkpoints_to_keep=config.checkpoints_to_keep,
-                    progress_bar=config.progress_bar, mesh=MeshSpec.from_config(config))
+                    progress_bar=config.progress_bar, mesh=MeshSpec.from_config(config),
+                    title=title, on_accept=pending.accept)
+
+
+def _phases(method, config, dataset: data_lib.Dataset) -> list[Phase]:
+  """The method's phases: its own, or one phase around its ``build``."""
+  if hasattr(method, 'phases'):
+    return method.phases(config, dataset)
+  steps = data_lib.steps_per_epoch(len(dataset.x_train), config.batch_size)
+  order = data_lib.BatchOrder(config.classes_per_batch, config.classes_per_batch_until_epoch)
+  finish = method.finish(config, dataset) if hasattr(method, 'finish') else None
+  return [Phase('', method.build(config, dataset, steps), config.num_epochs,
+                config.batch_size, Augment(**config.augment), order=order, finish=finish)]

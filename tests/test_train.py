@@ -1,6 +1,5 @@
 """The training loop end to end: learning, exact resume, NaN handling and bad-input errors."""
 
-import gc
 import json
 import os
 
@@ -13,7 +12,7 @@ from jaxlocal import data as data_lib
 from jaxlocal import determinism
 from jaxlocal import methods
 from jaxlocal import train
-from jaxlocal.checkpoint import Checkpointer
+from jaxlocal.checkpoint import CheckpointError, CheckpointMismatchError, Checkpointer
 from jaxlocal.config_lib import base_config
 
 
@@ -58,6 +57,10 @@ def test_digits_run_learns_and_writes_metrics(tmp_path, capsys):
   for key in ('train_loss', 'test_accuracy', 'images_per_sec', 'test/conv1/accuracy',
               'test/fc1/accuracy', 'train/conv2/sim_loss', 'train/conv2/pred_loss'):
     assert key in records[-1], key
+  last = records[-1]  # both splits: the summed local loss and the output's cross-entropy
+  assert last['train_loss'] == last['train/loss'] and last['test_loss'] == last['test/loss']
+  assert last['train_xent'] == last['train/output/xent']
+  assert last['test_xent'] == last['test/output/xent']
   assert (tmp_path / 'learning_curves.png').stat().st_size > 0
   assert (tmp_path / 'config.json').exists()
   last_line = capsys.readouterr().out.strip().splitlines()[-1]
@@ -150,13 +153,6 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
   assert len(records) == 1
 
 
-@pytest.fixture
-def collect_abandoned_restores():
-  """A failed orbax restore abandons coroutines; collect them inside the test, not at exit."""
-  yield
-  gc.collect()
-
-
 @pytest.mark.usefixtures('collect_abandoned_restores')
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
   train.train_and_evaluate(tiny_config(num_epochs=1), str(tmp_path))
@@ -164,15 +160,19 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     for name in files:
       with open(os.path.join(root, name), 'wb') as f:
         f.write(b'garbage')
-  with pytest.raises(Exception, match='cannot restore the checkpoint of epoch 1'):
+  with pytest.raises(CheckpointError, match='checkpoint of epoch 1 .* is corrupt') as error:
     train.train_and_evaluate(tiny_config(num_epochs=2), str(tmp_path))
+  assert not isinstance(error.value, CheckpointMismatchError)
+  assert 'train in a new workdir' in str(error.value)  # no earlier epoch to fall back to
 
 
 @pytest.mark.usefixtures('collect_abandoned_restores')
 def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
   train.train_and_evaluate(tiny_config(num_epochs=1), str(tmp_path))
-  with pytest.raises(Exception, match='another config'):
-    train.train_and_evaluate(tiny_config(num_epochs=2, num_hidden=48), str(tmp_path))
+  with pytest.raises(CheckpointMismatchError, match='holds another network') as error:
+    train.train_and_evaluate(tiny_config(num_epochs=2, num_hidden=48), str(tmp_path),
+                             allow_config_change=True)
+  assert 'delete' not in str(error.value)
 
 
 @pytest.mark.parametrize('overrides, message', [
