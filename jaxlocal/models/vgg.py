@@ -49,12 +49,18 @@ def parse_arch(model: str) -> tuple:
   """'vgg8b', 'vgg11b', or a custom 'vgg:64,M,128,M' -> the layer spec tuple."""
   if model in ARCHS:
     return ARCHS[model]
+  usage = ("use 'mlp', one of " + ', '.join(sorted(ARCHS)) + " or a custom "
+           "'vgg:<width>,<width>,M,...' (M = 2x2 max-pool, first entry a width)")
   if model.startswith('vgg:'):
-    spec = tuple(t if t == 'M' else int(t) for t in model[4:].replace(' ', '').split(',') if t)
-    if spec and spec[0] != 'M' and all(t == 'M' or t > 0 for t in spec):
+    tokens = [t for t in model[4:].replace(' ', '').split(',') if t]
+    bad = [t for t in tokens if t != 'M' and not (t.isdigit() and int(t) > 0)]
+    if bad:
+      raise ValueError(f'config field model={model!r}: {bad[0]!r} is neither a positive '
+                       f'width nor M; {usage}')
+    spec = tuple(t if t == 'M' else int(t) for t in tokens)
+    if spec and spec[0] != 'M':
       return spec
-  raise ValueError(f"unknown VGG architecture {model!r}; use one of {sorted(ARCHS)} or a custom "
-                   "'vgg:<width>,<width>,M,...' (M = 2x2 max-pool, first entry a width)")
+  raise ValueError(f'unknown VGG architecture {model!r} (config field model); {usage}')
 
 
 def vgg_blocks(arch: tuple, *, input_size: int, feat_mult: float = 1, nonlin: str = 'relu',
