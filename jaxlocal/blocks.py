@@ -28,7 +28,7 @@ from flax import struct
 from jaxlocal.models.feedback import FEEDBACK, cosine_angle, with_true_feedback
 from jaxlocal.objectives.base import LocalObjective, LossFn, as_objective
 from jaxlocal.parallel.stages import Stage, StagedLearner, check_bounds
-from jaxlocal.precision import cast_floating, like
+from jaxlocal.precision import cast_floating, computing_in, like
 from jaxlocal.schedules import BlockSchedule
 
 
@@ -44,8 +44,9 @@ class Block:
       function, or None for a block trained only through the gradients of blocks above it
       (global backprop).
     name: prefix of the block's metrics; defaults to ``block<i>``.
-    compute_dtype: the dtype ``forward`` computes in (:mod:`jaxlocal.precision`); None = that of
-      the parameters. The objective always receives float32.
+    compute_dtype: the dtype ``forward`` and the objective's heads compute in
+      (:mod:`jaxlocal.precision`); None = that of the parameters. The objective always
+      receives float32.
   """
 
   forward: nn.Module
@@ -166,10 +167,15 @@ def run_blocks(blocks: Sequence[Block], params, batch_stats, batch: dict, *, tra
 
 def block_objective(block: Block, aux_params, h: jax.Array, batch: dict):
   """``(loss, metrics)`` of one block's objective on its ``h``: the scalar loss (0 without an
-  objective) and its metrics named ``<block>/<metric>``, ``<block>/loss`` among them."""
+  objective) and its metrics named ``<block>/<metric>``, ``<block>/loss`` among them.
+
+  The objective runs under the block's ``compute_dtype``
+  (:func:`jaxlocal.precision.computing_in`): its heads compute in that dtype through
+  :func:`jaxlocal.precision.apply_module`. Every step calls objectives through here."""
   if block.objective is None:
     return jnp.zeros((), jnp.float32), {}
-  loss, metrics = block.objective.loss(aux_params, h, batch)
+  with computing_in(block.compute_dtype):
+    loss, metrics = block.objective.loss(aux_params, h, batch)
   return loss, {f'{block.name}/loss': loss,
                 **{f'{block.name}/{k}': v for k, v in metrics.items()}}
 
@@ -353,8 +359,9 @@ def make_learner(blocks: Sequence[Block],
       computes the loss, gradient and update of the active block alone; its train metrics
       are ``loss`` and ``active_block``, and its evaluation ``loss`` is the same block's (the
       mean over blocks under 'random'), every block's own in ``<name>/loss``.
-    compute_dtype: the dtype of every block's forward pass (e.g. ``jnp.bfloat16``); parameters,
-      optimiser states and losses stay float32 (:mod:`jaxlocal.precision`).
+    compute_dtype: the dtype of every block's forward pass and of its objective's heads (e.g.
+      ``jnp.bfloat16``); parameters, optimiser states and losses stay float32
+      (:mod:`jaxlocal.precision`).
     in_order: with ``detach=True``, compute the step block after block
       (:func:`update_blocks_in_order`: the same result, each block's activations freed before
       the next block's forward) instead of as one gradient of the summed losses. Global
@@ -397,7 +404,7 @@ def make_learner(blocks: Sequence[Block],
       def block_loss(p):
         h, _, stats = apply_block(blocks[i], p['forward'], state.batch_stats[i], x, train=True,
                                rng=jax.random.fold_in(rng, i))
-        loss, _ = blocks[i].objective.loss(p['aux'], h, batch)
+        loss, _ = block_objective(blocks[i], p['aux'], h, batch)
         return loss, stats
 
       (loss, stats), grads = jax.value_and_grad(block_loss, has_aux=True)(state.params[i])

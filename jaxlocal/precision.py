@@ -5,11 +5,18 @@ With ``compute_dtype='bfloat16'`` every matmul and convolution of a step runs on
 inputs, and so do their gradients: the blocks' forward passes
 (:func:`jaxlocal.blocks.apply_block`, which hands the next block its output in bfloat16) and the
 heads the objectives train (pred head, sim projection, bpf projection, SSL embedding heads, SAE
-decoders, AL bridges, through :func:`apply_module`; objectives take the dtype as
-``compute_dtype``). Parameters are cast on the way in (their gradients arrive in float32) and
-what an objective sees is cast back to float32, so these stay float32: parameters, optimiser
-states, BatchNorm statistics (Flax reduces them in float32), the similarity matrix's std,
-centring, normalisation and product, and every loss and its reduction.
+decoders, AL bridges, through :func:`apply_module`). One mechanism carries the dtype to the
+heads: a block's ``compute_dtype`` (set for every block by :func:`jaxlocal.blocks.make_learner`)
+is the policy :func:`jaxlocal.blocks.block_objective` runs the block's objective under
+(:func:`computing_in`), and :func:`apply_module` without a ``dtype`` follows it. So an objective
+computes its heads in the learner's dtype however the learner was built (from a config or by
+calling ``make_learner`` directly), and takes no dtype of its own; an objective written by hand
+applies its heads with :func:`apply_module` to follow it.
+
+Parameters are cast on the way in (their gradients arrive in float32) and what an objective
+sees is cast back to float32, so these stay float32: parameters, optimiser states, BatchNorm
+statistics (Flax reduces them in float32), the similarity matrix's std, centring,
+normalisation and product, and every loss and its reduction.
 
 Accumulation: XLA sums bfloat16 products in float32 (cuBLAS / cuDNN on GPUs, and the CPU
 backend; ``tests/test_precision.py`` checks it on the platform it runs on) and rounds the result
@@ -23,6 +30,9 @@ every computation exactly as written.
 """
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
 
 import jax
 import jax.numpy as jnp
@@ -57,14 +67,40 @@ def like(tree, reference):
   return jax.tree.map(lambda x, r: x.astype(r.dtype), tree, reference)
 
 
+# The dtype the objective being traced computes its heads in (None: float32).
+_POLICY = contextvars.ContextVar('jaxlocal_compute_dtype', default=None)
+
+
+@contextlib.contextmanager
+def computing_in(dtype):
+  """Within the ``with``, :func:`apply_module` calls without a ``dtype`` compute in ``dtype``
+  (None: float32). :func:`jaxlocal.blocks.block_objective` runs every block's objective under
+  its block's ``compute_dtype``. The policy applies while a function is traced: a function
+  jitted on its own inside an objective keeps the policy of its first trace."""
+  token = _POLICY.set(dtype)
+  try:
+    yield
+  finally:
+    _POLICY.reset(token)
+
+
+def current_dtype():
+  """The dtype :func:`apply_module` computes in when given none (None: float32)."""
+  return _POLICY.get()
+
+
 def apply_module(module, params, *inputs, dtype=None, **kwargs):
-  """``module.apply({'params': params}, *inputs, **kwargs)`` computing in ``dtype``.
+  """``module.apply({'params': params}, *inputs, **kwargs)`` computing in ``dtype``, by default
+  that of the policy in force (:func:`computing_in`: the block's ``compute_dtype`` while its
+  objective runs).
 
   The policy every head follows: ``params`` and the floating ``inputs`` are cast to ``dtype``,
   the module runs (its matmuls and convolutions on ``dtype`` operands), and every floating
-  output comes back as float32 for the normalisations and losses after it. ``dtype`` None or
-  float32 applies the module unchanged.
+  output comes back as float32 for the normalisations and losses after it. A ``dtype`` of
+  float32 (or None outside any policy) applies the module unchanged.
   """
+  if dtype is None:
+    dtype = current_dtype()
   if not is_reduced(dtype):
     return module.apply({'params': params}, *inputs, **kwargs)
   out = module.apply({'params': cast_floating(params, dtype)}, *cast_floating(inputs, dtype),

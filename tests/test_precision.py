@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxlocal import train
@@ -143,7 +144,6 @@ def test_bfloat16_step_has_no_float32_conv_or_matmul_of_activation_size(loss, bp
 
 def test_ssl_embedding_and_sae_heads_compute_in_bfloat16():
   """The SSL embedding head and the SAE decoders go through the same policy."""
-  import optax
   from jaxlocal.methods import sae, ssl
   from jaxlocal.recipes import sae_experiment_config, ssl_experiment_config
   x = jax.random.normal(jax.random.key(0), (8, 28, 28, 1))
@@ -179,6 +179,51 @@ def test_bfloat16_loss_is_within_one_percent_of_float32():
   the bound."""
   b = batch()
   f32, bf16 = local_error_learner('float32'), local_error_learner('bfloat16')
+  state = jax.jit(f32.init)(jax.random.key(1), b['image'][:2])
+  loss32 = float(jax.jit(f32.eval_step)(state, b)['loss'])
+  loss16 = float(jax.jit(bf16.eval_step)(state, b)['loss'])
+  assert loss16 != loss32  # bf16 really rounds
+  assert abs(loss16 - loss32) <= 1e-2 * abs(loss32), (loss16, loss32)
+
+
+def composed_learner(dtype, schedule=None):
+  """A network composed by hand, as in the README's "Composing your own local objectives": the
+  objectives are built without any dtype, the learner by make_learner with ``dtype``."""
+  from jaxlocal import Block, objectives
+  from jaxlocal.models.mlp import DenseBlock, OutputLayer
+  from jaxlocal.models.vgg import ConvBlock
+  from jaxlocal.schedules import BlockSchedule
+  blocks = [Block(ConvBlock(8, 'leakyrelu'), objectives.local_error(10, 'predsim'), name='conv1'),
+            Block(DenseBlock(512, 'leakyrelu'), objectives.local_error(10, 'predsim', bpf=True),
+                  name='fc1'),
+            Block(OutputLayer(10), objectives.classifier(), name='output')]
+  return make_learner(blocks, optax.adam(1e-3), compute_dtype=dtype,
+                      schedule=schedule or BlockSchedule())
+
+
+@pytest.mark.parametrize('schedule', ['all', 'sequential'])
+def test_make_learner_compute_dtype_reaches_the_heads(schedule):
+  """compute_dtype given to make_learner alone (no config) puts the objectives' heads in bf16:
+  the policy travels with the block to its objective, however the learner is built, on the
+  all-blocks step and on a one-block schedule's step alike."""
+  from jaxlocal.schedules import BlockSchedule
+  schedule = BlockSchedule('sequential', 1) if schedule == 'sequential' else None
+  b = batch()
+  found = {}
+  for dtype in (None, jnp.bfloat16):
+    learner = composed_learner(dtype, schedule)
+    state = jax.eval_shape(learner.init, jax.random.key(1), b['image'][:2])
+    found[dtype] = float32_products_of_activation_size(
+        learner.train_step, state, b, jax.random.key(2), batch_size=16,
+        activation_size=16 * 512)
+  assert found[None], 'the check finds nothing even in float32: it cannot fail'
+  assert not found[jnp.bfloat16], found[jnp.bfloat16]
+
+
+def test_make_learner_bfloat16_loss_is_within_one_percent_of_float32():
+  """The same bound as for the learner built from a config, on the composed network."""
+  b = batch()
+  f32, bf16 = composed_learner(None), composed_learner(jnp.bfloat16)
   state = jax.jit(f32.init)(jax.random.key(1), b['image'][:2])
   loss32 = float(jax.jit(f32.eval_step)(state, b)['loss'])
   loss16 = float(jax.jit(bf16.eval_step)(state, b)['loss'])

@@ -76,8 +76,7 @@ def network_blocks(config, *, num_classes: int, image_shape: tuple[int, int, int
     index = i + 1 if kind == 'conv' else i + 1 - (len(forwards) - config.num_layers)
     objective = None if hidden_loss is None else local_error(
         num_classes, hidden_loss, beta=config.beta, max_features=config.dim_in_decoder,
-        bpf=config.bpf, target_size=config.target_proj_size,
-        compute_dtype=compute_dtype(config.compute_dtype))
+        bpf=config.bpf, target_size=config.target_proj_size)
     blocks.append(Block(forward, objective, name=f'{kind}{index}'))
 
   output_weight = 1.0 - config.beta if config.loss == 'predsim' and not config.freeze_hidden \

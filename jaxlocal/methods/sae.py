@@ -70,7 +70,7 @@ def network(config, num_classes: int, image_size: int) -> list[Block]:
   stages = vgg_blocks(arch, input_size=image_size, nonlin='leakyrelu', dropout=config.dropout)
   objective = lambda: supervised_autoencoder(
       SAEHead(num_classes, s.type), reconstruction_weight=s.reconstruction_weight,
-      prediction_weight=s.prediction_weight, compute_dtype=compute_dtype(config.compute_dtype))
+      prediction_weight=s.prediction_weight)
   blocks = [Block(KeepInput(stage), objective(), name=f'stage{i + 1}')
             for i, stage in enumerate(stages)]
   return blocks + [Block(FinalClassifier(num_classes), classifier(), name='output')]

@@ -107,8 +107,7 @@ def encoder_learner(config, steps_per_epoch: int) -> tuple[Learner, callable, in
   layers, head_pool = encoder_layers(config.model, s.update_rule)
   dtype = compute_dtype(config.compute_dtype)
   objective = lambda: two_view_objective(
-      s.loss, EmbeddingHead(s.embedding, head_pool, s.update_rule), compute_dtype=dtype,
-      **_loss_kwargs(s))
+      s.loss, EmbeddingHead(s.embedding, head_pool, s.update_rule), **_loss_kwargs(s))
   names = [f'layer{i}' for i in range(len(layers))]
   if s.scheme == 'e2e':
     blocks = [Block(layer, name=n) for layer, n in zip(layers[:-1], names)]

@@ -159,9 +159,9 @@ def two_view_loss(loss: str, **loss_kwargs):
   return loss_fn
 
 
-def two_view_objective(loss: str, head, *, compute_dtype=None, **loss_kwargs) -> LocalObjective:
-  """A block objective: ``head`` embeds the block's (2B, ...) output, computing in
-  ``compute_dtype`` (:func:`jaxlocal.precision.apply_module`; None: float32), then
+def two_view_objective(loss: str, head, **loss_kwargs) -> LocalObjective:
+  """A block objective: ``head`` embeds the block's (2B, ...) output, computing in the
+  block's ``compute_dtype`` (:func:`jaxlocal.precision.apply_module`), then
   :func:`two_view_loss` in float32."""
   loss_fn = two_view_loss(loss, **loss_kwargs)
 
@@ -169,6 +169,6 @@ def two_view_objective(loss: str, head, *, compute_dtype=None, **loss_kwargs) ->
     return head.init(rng, h)['params']
 
   def objective(aux_params, h, batch):
-    return loss_fn(apply_module(head, aux_params, h, dtype=compute_dtype), batch)
+    return loss_fn(apply_module(head, aux_params, h), batch)
 
   return LocalObjective(objective, init)

@@ -124,15 +124,15 @@ class LocalErrorHeads(nn.Module):
 
 def local_error(num_classes: int, loss: str = 'predsim', *, beta: float = 0.99,
                 max_features: int = 4096, bpf: bool = False,
-                target_size: int = 128, compute_dtype=None) -> LocalObjective:
+                target_size: int = 128) -> LocalObjective:
   """The block objective ``loss`` ∈ {'pred', 'sim', 'predsim'} with its heads as aux params.
 
   ``max_features`` is the reference's ``--dim-in-decoder``: the pred head's input size limit.
   ``bpf`` selects the backprop-free variant (the reference's ``--bio``, the paper's Table 5) with
   ``target_size`` the length of the random label codes (``--target-proj-size``).
   Metrics: ``pred_loss`` and ``accuracy`` (pred head), ``sim_loss`` (sim part).
-  The heads compute in ``compute_dtype`` (:func:`jaxlocal.precision.apply_module`; None:
-  float32), the similarity matrices and losses in float32.
+  The heads compute in the block's ``compute_dtype`` (:func:`jaxlocal.precision.apply_module`),
+  the similarity matrices and losses in float32.
   """
   if loss not in LOSSES:
     raise ValueError(f'unknown local loss {loss!r}; choose one of {LOSSES}')
@@ -143,7 +143,7 @@ def local_error(num_classes: int, loss: str = 'predsim', *, beta: float = 0.99,
   heads = LocalErrorHeads(num_classes, loss, max_features, bpf, target_size)
 
   def loss_fn(aux_params, h, batch):
-    logits, sim_input = apply_module(heads, aux_params, h, dtype=compute_dtype)
+    logits, sim_input = apply_module(heads, aux_params, h)
     metrics = {}
     if bpf:
       projection = jax.lax.stop_gradient(aux_params[LABEL_PROJECTION])

@@ -10,15 +10,15 @@ from jaxlocal.precision import apply_module
 
 
 def supervised_autoencoder(head, *, reconstruction_weight: float = 1.0,
-                           prediction_weight: float = 1.0, compute_dtype=None) -> LocalObjective:
+                           prediction_weight: float = 1.0) -> LocalObjective:
   """L = w_r · MSE(x̂, x) + w_p · CE(logits, y) for a stage that outputs ``(x, h)``
   (:class:`jaxlocal.models.sae.KeepInput`), with ``(x̂, logits) = head(x, h)``
   (:class:`~jaxlocal.models.sae.SAEHead`).
 
   The reconstruction uses every example (the mean over pixels and channels, then over the
   batch); the cross-entropy only the labelled ones (label ≥ 0). Metrics: ``reconstruction``,
-  ``xent``, ``accuracy``. The head computes in ``compute_dtype``
-  (:func:`jaxlocal.precision.apply_module`; None: float32), the losses in float32.
+  ``xent``, ``accuracy``. The head computes in the block's ``compute_dtype``
+  (:func:`jaxlocal.precision.apply_module`), the losses in float32.
   """
 
   def init(rng, h):
@@ -27,7 +27,7 @@ def supervised_autoencoder(head, *, reconstruction_weight: float = 1.0,
 
   def loss(aux_params, h, batch):
     x, stage_out = h
-    x_hat, logits = apply_module(head, aux_params, x, stage_out, dtype=compute_dtype)
+    x_hat, logits = apply_module(head, aux_params, x, stage_out)
     error = jnp.square(x_hat - jax.lax.stop_gradient(x))
     reconstruction = batch_mean(jnp.mean(error.reshape(len(x), -1), axis=1), batch)
     xent = cross_entropy(logits, batch)
