@@ -2,12 +2,12 @@
 Eidnes) training the same networks, for comparison with jaxlocal's compiled step sizes
 (``benchmarks/local_vs_global.py``, ``benchmarks/max_batch.py``).
 
-Each loss runs in its own process: the reference script is executed by path (never copied),
-unchanged except that ``torchvision`` is replaced by a stand-in whose datasets are random
-images of the dataset's shape (no download) and whose transforms do nothing. It trains
-``--steps`` batches (one epoch) and evaluates one batch. On CPU the figure is the process's
-peak resident set size (``ru_maxrss``) minus that after importing torch: parameters, Adam
-state, activations and the allocator's caches; on a GPU (``--cuda``) it is
+Each loss runs in its own process, without JAX: the reference script is executed by path
+(never copied) as the shared anchors' README says (``benchmarks/reference_script.py``: its
+torchvision loaders replaced by random CIFAR-shaped batches, no download). Its own ``train``
+runs ``--steps`` batches (one epoch) and its ``test`` one batch. On CPU the figure is the
+process's peak resident set size (``ru_maxrss``) minus that after importing torch: parameters,
+Adam state, activations and the allocator's caches; on a GPU (``--cuda``) it is
 ``torch.cuda.max_memory_allocated()``.
 
   python benchmarks/reference_memory.py --reference=../shared/anchors/local_loss_train.py
@@ -19,11 +19,8 @@ from __future__ import annotations
 import json
 import os
 import resource
-import runpy
 import subprocess
 import sys
-import tempfile
-import types
 
 from absl import app, flags
 
@@ -39,54 +36,12 @@ flags.DEFINE_string('json', 'reference_memory.json', 'Where to write the results
 flags.DEFINE_string('child', '', 'Internal: run one loss in this process.')
 FLAGS = flags.FLAGS
 
-SHAPES = {'CIFAR10': ((3, 32, 32), 10)}
+CIFAR10_SHAPE = (32, 3, 10)  # the reference's input_dim, input_ch, num_classes
 
 
-def fake_torchvision(num_train: int, num_test: int):
-  """A ``torchvision`` module whose datasets are random tensors and whose transforms are
-  inert, registered in ``sys.modules``."""
-  import torch
-
-  class Random(torch.utils.data.Dataset):
-    def __init__(self, root, train=True, download=False, transform=None, **kwargs):
-      del root, download, transform, kwargs
-      shape, classes = SHAPES['CIFAR10']
-      size = num_train if train else num_test
-      generator = torch.Generator().manual_seed(int(train))
-      self.images = torch.randn((size, *shape), generator=generator)
-      self.targets = torch.randint(0, classes, (size,), generator=generator)
-      self.train_labels = self.targets
-
-    def __len__(self):
-      return len(self.targets)
-
-    def __getitem__(self, i):
-      return self.images[i], int(self.targets[i])
-
-  class Transform:
-    def __init__(self, *args, **kwargs):
-      self.transforms = list(args[0]) if args and isinstance(args[0], list) else []
-
-    def __call__(self, x):
-      return x
-
-  transforms = types.ModuleType('torchvision.transforms')
-  for name in ('Compose', 'Normalize', 'RandomCrop', 'RandomHorizontalFlip', 'ToTensor',
-               'CenterCrop', 'RandomResizedCrop', 'Resize'):
-    setattr(transforms, name, Transform)
-  datasets = types.ModuleType('torchvision.datasets')
-  for name in ('MNIST', 'FashionMNIST', 'CIFAR10', 'CIFAR100', 'SVHN', 'STL10', 'ImageFolder'):
-    setattr(datasets, name, Random)   # the script subclasses MNIST; only CIFAR10 is read
-  torchvision = types.ModuleType('torchvision')
-  torchvision.datasets, torchvision.transforms = datasets, transforms
-  sys.modules.update({'torchvision': torchvision, 'torchvision.datasets': datasets,
-                      'torchvision.transforms': transforms})
-
-
-def reference_args(loss: str, save_dir: str) -> list[str]:
+def reference_args(loss: str) -> list[str]:
   name, _, bpf = loss.partition('+')
   args = ['--dataset', 'CIFAR10', '--model', FLAGS.model, '--batch-size', str(FLAGS.batch_size),
-          '--epochs', '1', '--save-dir', save_dir,
           '--nonlin', 'leakyrelu' if 'sim' in name else 'relu']
   args += ['--backprop'] if name == 'glob' else ['--loss-sup', name]
   args += ['--bio'] if bpf else []
@@ -95,11 +50,14 @@ def reference_args(loss: str, save_dir: str) -> list[str]:
 
 def run_child(loss: str) -> None:
   import torch
-  fake_torchvision(FLAGS.steps * FLAGS.batch_size, FLAGS.batch_size)
+  from reference_script import load_reference, random_batches
   before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  with tempfile.TemporaryDirectory() as save_dir:
-    sys.argv = [FLAGS.reference, *reference_args(loss, save_dir)]
-    runpy.run_path(FLAGS.reference, run_name='__main__')
+  train = random_batches(FLAGS.batch_size, CIFAR10_SHAPE, FLAGS.steps, FLAGS.cuda)
+  test = random_batches(FLAGS.batch_size, CIFAR10_SHAPE, 1, FLAGS.cuda, seed=1)
+  reference = load_reference(FLAGS.reference, reference_args(loss), shape=CIFAR10_SHAPE,
+                             train_loader=train, test_loader=test)
+  reference.train(1, reference.args.lr)
+  reference.test(1)
   peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
   result = {'peak_rss_MiB': peak_kib / 1024, 'rss_after_import_MiB': before_kib / 1024,
             'peak_rss_delta_MiB': (peak_kib - before_kib) / 1024}

@@ -10,14 +10,13 @@ jaxlocal: ``learner.train_step`` of the config (the recipe row of ``--dataset``,
 VGG8B) on one random batch already on the device, as ``benchmarks/step_throughput.py``.
 
 Reference: Nøkland & Eidnes' ``train.py`` (github.com/anokland/local-loss), read from
-``--reference`` (never copied into the project) and executed as the shared anchors' README says:
-its source up to the main training loop, with the block that builds its torchvision datasets and
-loaders replaced by the input shape and a loader of random batches already on the device, and
-``saved_variables`` replaced by ``saved_tensors`` (removed from PyTorch since). Its own
-``train(epoch, lr)`` then runs its step unmodified (both optimisers, the per-block local
-updates, its ``.item()`` calls and label one-hot on the host); the step times are the intervals
-between the loader's batches. Without torchvision installed, a stand-in module supplies the
-names its top-level code mentions (the dataset base class); the loaders are replaced either way.
+``--reference`` (never copied into the project) and executed as the shared anchors' README says
+(``benchmarks/reference_script.py``): its source up to the main training loop, with the block
+that builds its torchvision datasets and loaders replaced by the input shape and a loader of
+random batches already on the device, and ``saved_variables`` replaced by ``saved_tensors``
+(removed from PyTorch since). Its own ``train(epoch, lr)`` then runs its step unmodified (both
+optimisers, the per-block local updates, its ``.item()`` calls and label one-hot on the host);
+the step times are the intervals between the loader's batches.
 The reference has no reduced-precision mode (no autocast / AMP), so it runs float32 only and the
 bfloat16 ratio compares jaxlocal's bf16 step with the reference's float32 step.
 
@@ -39,9 +38,7 @@ import contextlib
 import io
 import os
 import statistics
-import sys
 import time
-import types
 
 os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')  # leave GPU memory to torch
 
@@ -49,15 +46,13 @@ import jax  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from common import device_name, random_batch, report  # noqa: E402
+from reference_script import load_reference, random_batches  # noqa: E402
 from jaxlocal.data import dataset_info  # noqa: E402
 from jaxlocal.methods import local_error  # noqa: E402
 from jaxlocal.recipes import local_error_config  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOSSES = ('predsim', 'pred', 'glob', 'bpf')
-MAIN_LOOP = "''' The main training and testing loop '''"
-DATA_START = "kwargs = {'num_workers'"
-DATA_END = "print('No valid dataset is specified')"
 # jaxlocal dataset name -> the reference's --dataset
 REFERENCE_DATASETS = {'cifar10': 'CIFAR10', 'cifar100': 'CIFAR100', 'mnist': 'MNIST',
                       'fashion_mnist': 'FashionMNIST', 'kmnist': 'KuzushijiMNIST',
@@ -129,89 +124,17 @@ def reference_flags(config, loss: str, cuda: bool) -> list[str]:
   return argv + ([] if cuda else ['--no-cuda'])
 
 
-class RandomBatches:
-  """The reference's ``train_loader``: ``steps`` times one random batch already on the device;
-  ``times`` holds the clock (device synchronised) at every request for a batch and at the end,
-  so consecutive differences are the reference's step times."""
-
-  def __init__(self, images, labels, steps: int, synchronize):
-    self.images, self.labels, self.steps, self.synchronize = images, labels, steps, synchronize
-    self.dataset = range(steps * len(labels))  # train() divides its sums by len(dataset)
-    self.times = []
-
-  def __len__(self):
-    return self.steps
-
-  def __iter__(self):
-    for _ in range(self.steps):
-      self.synchronize()
-      self.times.append(time.perf_counter())
-      yield self.images, self.labels
-    self.synchronize()
-    self.times.append(time.perf_counter())
-
-
-def _torchvision_stand_in() -> dict:
-  """sys.modules entries that let the reference's imports and class definitions run without
-  torchvision (its datasets and transforms are never used once the loaders are replaced)."""
-  try:
-    import torchvision  # noqa: F401,PLC0415
-    return {}
-  except ImportError:
-    pass
-  datasets = types.ModuleType('torchvision.datasets')
-  datasets.MNIST = type('MNIST', (), {})
-  transforms = types.ModuleType('torchvision.transforms')
-  root = types.ModuleType('torchvision')
-  root.datasets, root.transforms = datasets, transforms
-  return {'torchvision': root, 'torchvision.datasets': datasets,
-          'torchvision.transforms': transforms}
-
-
-def reference_source(path: str) -> str:
-  """The reference's source up to its main loop, its data block replaced (module doc)."""
-  with open(path) as f:
-    source = f.read()
-  for marker in (MAIN_LOOP, DATA_START, DATA_END):
-    if marker not in source:
-      raise SystemExit(f'{path} does not look like the reference train.py: {marker!r} not found; '
-                       'pass --reference=<path of anokland/local-loss train.py>')
-  start = source.index(DATA_START)
-  end = source.index(DATA_END, start) + len(DATA_END)
-  source = (source[:start]
-            + 'input_dim, input_ch, num_classes = _BENCH_SHAPE\ntrain_loader = _BENCH_LOADER\n'
-            + source[end:source.index(MAIN_LOOP)])
-  return source.replace('saved_variables', 'saved_tensors')
-
-
 def reference_seconds(path: str, config, loss: str, info) -> list[float]:
   """Seconds of each timed step of the reference's own ``train()`` on random batches."""
   import torch  # noqa: PLC0415
   cuda = torch.cuda.is_available()
-  device = 'cuda' if cuda else 'cpu'
-  height, width, channels = info.image_shape
-  generator = torch.Generator().manual_seed(0)
-  images = torch.randn(config.batch_size, channels, height, width, generator=generator).to(device)
-  labels = torch.randint(0, info.num_classes, (config.batch_size,), generator=generator).to(device)
-  loader = RandomBatches(images, labels, FLAGS.warmup + FLAGS.steps,
-                         torch.cuda.synchronize if cuda else lambda: None)
-  module = types.ModuleType('local_loss_reference')
-  module.__file__ = path
-  module._BENCH_SHAPE = (height, channels, info.num_classes)
-  module._BENCH_LOADER = loader
-  code = compile(reference_source(path), path, 'exec')
-  saved_argv, saved_modules = sys.argv, dict(sys.modules)
-  sys.modules.update(_torchvision_stand_in())
-  sys.argv = [path, *reference_flags(config, loss, cuda)]
-  try:
-    with contextlib.redirect_stdout(io.StringIO()):  # its model summary and epoch line
-      exec(code, module.__dict__)  # noqa: S102
-      module.train(1, config.learning_rate)
-  finally:
-    sys.argv = saved_argv
-    for name in set(sys.modules) - set(saved_modules):
-      if name.startswith('torchvision'):
-        del sys.modules[name]
+  height, _, channels = info.image_shape
+  shape = (height, channels, info.num_classes)
+  loader = random_batches(config.batch_size, shape, FLAGS.warmup + FLAGS.steps, cuda)
+  with contextlib.redirect_stdout(io.StringIO()):  # its model summary and epoch line
+    module = load_reference(path, reference_flags(config, loss, cuda), shape=shape,
+                            train_loader=loader)
+    module.train(1, config.learning_rate)
   del module
   if cuda:
     torch.cuda.empty_cache()

@@ -80,23 +80,38 @@ def test_gpu_session_script_names_bad_stages_and_packs_results(tmp_path):
 REFERENCE = REPO.parent / 'shared' / 'anchors' / 'local_loss_train.py'
 
 
+def run_against_reference(tmp_path, name: str, *flags: str):
+  """``benchmarks/<name>.py --reference=REFERENCE *flags``: its stdout and its JSON rows
+  (skipped without PyTorch or the reference train.py)."""
+  pytest.importorskip('torch', reason='the reference train.py needs PyTorch')
+  if not REFERENCE.exists():
+    pytest.skip(f'the reference train.py is not at {REFERENCE}')
+  out = tmp_path / f'{name}.json'
+  env = {**os.environ, 'PYTHONPATH': str(REPO)}
+  result = subprocess.run(
+      [sys.executable, f'benchmarks/{name}.py', f'--reference={REFERENCE}', *flags,
+       f'--json={out}'], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stdout, json.loads(out.read_text())['rows']
+
+
 def test_versus_reference_times_both_steps_and_says_the_loaders_were_replaced(tmp_path):
   """benchmarks/versus_reference.py on a tiny MLP: the bpf row (the reference's feedback-
   alignment autograd function, which needs its saved_variables fix) in bf16 against the
   reference's float32 step."""
-  pytest.importorskip('torch', reason='the reference train.py needs PyTorch')
-  if not REFERENCE.exists():
-    pytest.skip(f'the reference train.py is not at {REFERENCE}')
-  out = tmp_path / 'versus.json'
-  env = {**os.environ, 'PYTHONPATH': str(REPO)}
-  result = subprocess.run(
-      [sys.executable, 'benchmarks/versus_reference.py', f'--reference={REFERENCE}',
-       '--dataset=mnist', '--model=mlp', '--num_layers=1', '--num_hidden=16', '--batch_size=4',
-       '--losses=bpf', '--dtypes=bfloat16', '--steps=2', '--warmup=1', f'--json={out}'],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert 'loaders REPLACED by random batches already on the device' in result.stdout
-  (row,) = json.loads(out.read_text())['rows']
+  stdout, (row,) = run_against_reference(
+      tmp_path, 'versus_reference', '--dataset=mnist', '--model=mlp', '--num_layers=1',
+      '--num_hidden=16', '--batch_size=4', '--losses=bpf', '--dtypes=bfloat16', '--steps=2',
+      '--warmup=1')
+  assert 'loaders REPLACED by random batches already on the device' in stdout
   assert row['loss'] == 'bpf' and len(row['reference_step_seconds']) == 2
   assert row['jaxlocal_bfloat16_img_s'] > 0 and row['reference_float32_img_s'] > 0
   assert row['bfloat16_vs_reference'] > 0
+
+
+def test_reference_memory_runs_the_reference_through_the_shared_loader(tmp_path):
+  """benchmarks/reference_memory.py on one tiny bpf step: the reference loaded by the same
+  loader as versus_reference.py (benchmarks/reference_script.py), one child process a loss."""
+  _, (row,) = run_against_reference(tmp_path, 'reference_memory', '--losses=pred+bpf',
+                                    '--batch_size=4', '--steps=1')
+  assert row['loss'] == 'pred+bpf' and row['peak_rss_delta_MiB'] > 0
