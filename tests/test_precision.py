@@ -173,6 +173,28 @@ def test_ssl_embedding_and_sae_heads_compute_in_bfloat16():
       assert not ssl_found and not sae_found, (ssl_found, sae_found)
 
 
+def test_sae_evaluation_and_its_mean_prediction_compute_in_bfloat16():
+  """The SAE evaluation recomputes every stage's features and SAE head for the mean prediction
+  (predict_mean, the run's accuracy); under bf16 those follow the policy too."""
+  from jaxlocal.methods import sae
+  from jaxlocal.recipes import sae_experiment_config
+  x = jax.random.normal(jax.random.key(0), (8, 28, 28, 1))
+  b = {'image': x, 'label': jnp.arange(8) % 10}
+  info = type('Info', (), {'num_classes': 10, 'image_shape': (28, 28, 1),
+                           'y_train': np.arange(200) % 10})
+  found = {}
+  for dtype in ('float32', 'bfloat16'):
+    c = sae_experiment_config('mnist', 'labels_100')
+    c.sae.width, c.compute_dtype = 0.125, dtype
+    learner = sae.build(c, info, 10)
+    state = jax.eval_shape(learner.init, jax.random.key(1), x[:2])
+    # the last stage's 3×3×64 is the smallest activation
+    found[dtype] = float32_products_of_activation_size(
+        learner.eval_step, state, b, batch_size=8, activation_size=8 * 3 * 3 * 64)
+  assert found['float32'], 'the check finds nothing in float32: it cannot fail'
+  assert not found['bfloat16'], found['bfloat16']
+
+
 def test_bfloat16_loss_is_within_one_percent_of_float32():
   """The same parameters and batch: bf16 rounding (8 significant bits, 0.4 %) of the layers'
   and heads' inputs moves the summed predsim loss by 0.05 % here (0.9493 vs 0.9498); 1 % is

@@ -20,6 +20,8 @@ run's ``accuracy``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -29,7 +31,7 @@ from jaxlocal.models.sae import SAE_TYPES, FinalClassifier, KeepInput, SAEHead
 from jaxlocal.models.vgg import vgg_blocks
 from jaxlocal.objectives.base import accuracy, classifier
 from jaxlocal.objectives.sae import supervised_autoencoder
-from jaxlocal.precision import compute_dtype
+from jaxlocal.precision import apply_module, compute_dtype
 from jaxlocal.schedules import BlockSchedule
 from jaxlocal.semi_supervised import with_labelled_subset
 
@@ -85,21 +87,23 @@ def build(config, dataset, steps_per_epoch: int) -> Learner:
   """The SAE-VGG learner of ``config``: one block at a time, semi-supervised."""
   check_config(config)
   s = config.sae
-  blocks = network(config, dataset.num_classes, dataset.image_shape[0])
+  # the blocks carry the dtype: the evaluation below runs them and their heads again
+  dtype = compute_dtype(config.compute_dtype)
+  blocks = [dataclasses.replace(b, compute_dtype=dtype)
+            for b in network(config, dataset.num_classes, dataset.image_shape[0])]
   optimizers = [optax.adam(lr) for lr in s.stage_learning_rates]
   optimizers.append(optax.adam(s.classifier_learning_rate))
   epochs_per_turn = 1 if s.schedule == 'wave' else config.num_epochs // len(blocks)
   schedule = BlockSchedule('wave' if s.schedule == 'wave' else 'sequential',
                            epochs_per_turn * steps_per_epoch)
-  local = make_learner(blocks, optimizers, schedule=schedule,
-                       compute_dtype=compute_dtype(config.compute_dtype))
+  local = make_learner(blocks, optimizers, schedule=schedule)
   heads = [SAEHead(dataset.num_classes, s.type) for _ in blocks[:-1]]
 
   def eval_step(state, batch):
     metrics = local.eval_step(state, batch)
     features = forward_features(blocks, state.params, state.batch_stats, batch['image'])
-    logits = [head.apply({'params': p['aux']}, *h)[1]
-              for head, p, h in zip(heads, state.params, features[:-1])]
+    logits = [apply_module(head, p['aux'], *h, dtype=block.compute_dtype)[1]
+              for head, block, p, h in zip(heads, blocks, state.params, features[:-1])]
     metrics['predict_vgg/accuracy'] = metrics['output/accuracy']
     metrics['predict_sae/accuracy'] = metrics[f'{blocks[-2].name}/accuracy']
     metrics['predict_mean/accuracy'] = accuracy(jnp.log(mean_prediction(logits)), batch)
