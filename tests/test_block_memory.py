@@ -89,8 +89,8 @@ def temp_bytes(loss: str, in_order: bool, image_shape=(8, 8, 3), batch_size=16) 
 
 def test_in_order_step_holds_a_fraction_of_global_backprops_temporary_memory():
   """Each block's activations die before the next block runs: on four equal blocks, pred holds
-  about one block's (0.32x glob on XLA:CPU, jax 0.10.2), predsim one block's and its sim head's
-  (0.64x); the summed local step schedules every forward first and holds 0.91x."""
+  about one block's (0.40x glob on XLA:CPU, jax 0.10.2, 2026-12-05), predsim one block's and its
+  sim head's (0.73x); the summed local step schedules every forward first and holds 0.85-0.93x."""
   glob = temp_bytes('glob', in_order=False)
   pred = temp_bytes('pred', in_order=True)
   pred_summed = temp_bytes('pred', in_order=False)
