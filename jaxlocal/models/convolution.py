@@ -91,7 +91,7 @@ def kernel_grad_by_matmuls(x, dy, kernel, *, strides, padding, precision=None):
   returns the kernel's dtype.
   """
   b, ho, wo, _ = dy.shape
-  row_bytes = ho * wo * kernel.shape[1] * x.shape[3] * 4  # XLA:CPU multiplies in float32
+  row_bytes = ho * wo * kernel.shape[1] * x.shape[3] * x.dtype.itemsize
   size = max(1, min(b, _CHUNK_BYTES // row_bytes))
   full, rest = divmod(b, size)
   grad = functools.partial(_kernel_grad_rows, kernel_shape=kernel.shape, strides=strides,
