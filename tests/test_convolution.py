@@ -110,6 +110,39 @@ def test_matmul_kernel_gradient_holds_one_kernel_row_of_copies_at_a_time():
   assert temp <= 9 * x.nbytes, f'{temp / x.nbytes:.1f} inputs of temporary memory'
 
 
+@pytest.mark.parametrize('x_shape, k_shape, strides, padding', CASES[1:] + [
+    ((5, 7, 6, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)))])
+def test_kernel_gradient_in_batch_chunks_equals_xla(monkeypatch, x_shape, k_shape, strides,
+                                                    padding):
+  """One example per chunk (a chunk's row copies over 1 byte), and two per chunk with a
+  remainder: the same ∂L/∂W as XLA's."""
+  x, kernel, key = _inputs(x_shape, k_shape)
+  pads = lax.padtype_to_pads(x.shape[1:3], k_shape[:2], strides, padding) if isinstance(
+      padding, str) else padding
+  dy = jax.random.normal(key, _xla(x, kernel, strides, pads).shape)
+  kwargs = dict(strides=strides, padding=pads, precision=lax.Precision.HIGHEST)
+  expected = convolution.kernel_grad_by_xla(x, dy, kernel, **kwargs)
+  row_bytes = dy.shape[1] * dy.shape[2] * k_shape[1] * x_shape[3] * 4
+  for chunk_bytes in (1, 2 * row_bytes):
+    monkeypatch.setattr(convolution, '_CHUNK_BYTES', chunk_bytes)
+    got = jax.jit(lambda x, dy: convolution.kernel_grad_by_matmuls(x, dy, kernel, **kwargs))(
+        x, dy)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_matmul_kernel_gradient_holds_one_batch_chunk_of_copies_at_a_time(monkeypatch):
+  """In chunks of a quarter of the batch, one chunk's padded input and row copies are alive at a
+  time: under 3 inputs of temporary memory (the whole batch at once: ~9, the test above)."""
+  if jax.default_backend() != 'cpu':
+    pytest.skip('a CPU mechanism: conv() takes the matmul kernel gradient on CPU only')
+  x, dy = jnp.zeros((8, 32, 32, 64)), jnp.zeros((8, 32, 32, 64))
+  monkeypatch.setattr(convolution, '_CHUNK_BYTES', 3 * x.nbytes // 4)  # 2 of 8 examples
+  grad = jax.jit(lambda x, dy: convolution.kernel_grad_by_matmuls(
+      x, dy, jnp.zeros((3, 3, 64, 64)), strides=(1, 1), padding=((1, 1), (1, 1))))
+  temp = grad.lower(x, dy).compile().memory_analysis().temp_size_in_bytes
+  assert temp <= 3 * x.nbytes, f'{temp / x.nbytes:.1f} inputs of temporary memory'
+
+
 def test_bfloat16_kernel_gradient_keeps_the_kernel_dtype():
   x, kernel, key = _inputs((2, 6, 6, 3), (3, 3, 3, 4))
   x, kernel = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)

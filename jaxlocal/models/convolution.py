@@ -70,6 +70,7 @@ def kernel_grad_by_xla(x, dy, kernel, *, strides, padding, dilation=(1, 1), prec
 
 
 _MIN_PART_LENGTH = 2**14  # the shortest part of a contraction worth a matmul of its own
+_CHUNK_BYTES = 2**25  # the most bytes of one kernel row's shifted input copies for one chunk
 
 
 def kernel_grad_by_matmuls(x, dy, kernel, *, strides, padding, precision=None):
@@ -78,16 +79,40 @@ def kernel_grad_by_matmuls(x, dy, kernel, *, strides, padding, precision=None):
   x: (B, H, W, Cin), dy: (B, H', W', Cout), kernel: (kh, kw, Cin, Cout) (only its shape and
   dtype are used). Row i's kw shifted copies of x sit side by side, (B, H', W', kw·Cin), and
   contract with dy over B, H', W'. The rows run one after another (``lax.map``), so one row's
-  copies are alive at a time: about kw + 4 inputs of temporary memory in all (7 for 3×3).
-  Unrolled rows let XLA:CPU keep all of them alive (12 inputs; a whole VGG8B step then held
-  2–2.8× the temporary memory of XLA's own kernel gradient); one matmul per tap was up to 1.6×
-  slower. A row's contraction over B·H'·W' that is far longer than its (kw·Cin, Cout) output
-  is cut into up to 8 parts, summed at the end: XLA:CPU ran the single long one 2.5–3.3×
-  slower on the 14×14 and 16×16 32 → 64 layers of the MNIST encoder at B = 2000 (parts are
-  no help on VGG's wide layers, which stay whole). Accumulates in float32 and returns the
-  kernel's dtype.
+  copies are alive at a time. Unrolled rows let XLA:CPU keep all of them alive (12 inputs; a
+  whole VGG8B step then held 2–2.8× the temporary memory of XLA's own kernel gradient); one
+  matmul per tap was up to 1.6× slower. The batch, too, runs in chunks one after another
+  (``lax.scan``, float32 sums), each chunk's row copies at most ``_CHUNK_BYTES`` (32 MiB): whole,
+  one row of a 3×3, 256-channel VGG8B conv at batch 128 held its input padded and three shifted
+  copies with their concatenation, 912 MiB at the peak of a predsim step. Within a chunk, a
+  row's contraction over B·H'·W' that is far longer than its (kw·Cin, Cout) output is cut into
+  up to 8 parts, summed at the end: XLA:CPU ran the single long one 2.5–3.3× slower on the
+  14×14 and 16×16 32 → 64 layers of the MNIST encoder at B = 2000. Accumulates in float32 and
+  returns the kernel's dtype.
   """
-  kh, kw = kernel.shape[:2]
+  b, ho, wo, _ = dy.shape
+  row_bytes = ho * wo * kernel.shape[1] * x.shape[3] * x.dtype.itemsize
+  size = max(1, min(b, _CHUNK_BYTES // row_bytes))
+  full, rest = divmod(b, size)
+  grad = functools.partial(_kernel_grad_rows, kernel_shape=kernel.shape, strides=strides,
+                           padding=padding, precision=precision)
+  if full == 1 and not rest:
+    total = grad(x, dy)
+  else:
+    def chunk(total, c):
+      take = lambda a: lax.dynamic_slice_in_dim(a, c * size, size, axis=0)
+      return total + grad(take(x), take(dy)), None
+
+    total = jnp.zeros((kernel.shape[0], kernel.shape[1] * x.shape[3], dy.shape[3]), jnp.float32)
+    total = lax.scan(chunk, total, jnp.arange(full))[0]
+    if rest:
+      total = total + grad(x[full * size:], dy[full * size:])
+  return total.reshape(kernel.shape).astype(kernel.dtype)
+
+
+def _kernel_grad_rows(x, dy, *, kernel_shape, strides, padding, precision):
+  """:func:`kernel_grad_by_matmuls` of one chunk of the batch, (kh, kw·Cin, Cout) float32."""
+  kh, kw = kernel_shape[:2]
   (sh, sw), (ph, pw) = strides, padding
   x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (*ph, 0), (*pw, 0), (0, 0, 0)))
   b, ho, wo, _ = dy.shape
@@ -106,7 +131,7 @@ def kernel_grad_by_matmuls(x, dy, kernel, *, strides, padding, precision=None):
     return jnp.einsum('nlk,nld->nkd', columns, dy_parts, precision=precision,
                       preferred_element_type=jnp.float32).sum(0)
 
-  return lax.map(row, jnp.arange(kh)).reshape(kernel.shape).astype(kernel.dtype)
+  return lax.map(row, jnp.arange(kh))
 
 
 def transposed_kernel_grad_by_matmuls(x, dy, kernel, *, dilation, padding, precision=None):

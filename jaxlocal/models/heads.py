@@ -38,10 +38,21 @@ def pred_pool_geometry(height: int, width: int, channels: int, max_features: int
 
 
 def average_pool(h: jax.Array, window: tuple[int, int], padding=((0, 0), (0, 0))) -> jax.Array:
-  """``nn.avg_pool`` with strides = ``window`` and padding counted in the average, summing in
-  float32 (a 64-pixel window summed in bfloat16 loses about 3 bits); returned in h's dtype."""
-  return nn.avg_pool(h.astype(jnp.float32), window, strides=window, padding=padding,
-                     count_include_pad=True).astype(h.dtype)
+  """``nn.avg_pool`` with strides = ``window`` and padding counted in the average (a partial
+  last window dropped), summing in float32 (a 64-pixel window summed in bfloat16 loses about 3
+  bits); returned in h's dtype.
+
+  Written as pad, reshape and mean, not a windowed sum: the gradient of a windowed sum is a
+  padded windowed sum that XLA:CPU materialises at h's full size (128 MiB for VGG8B's 32 × 32 ×
+  256 block at batch 128, in the peak of a local step); the mean's is a broadcast that fuses
+  into its consumer.
+  """
+  (kh, kw), ((top, bottom), (left, right)) = window, padding
+  h32 = jnp.pad(h.astype(jnp.float32), ((0, 0), (top, bottom), (left, right), (0, 0)))
+  b, height, width, c = h32.shape
+  out_h, out_w = (height - kh) // kh + 1, (width - kw) // kw + 1
+  h32 = h32[:, :out_h * kh, :out_w * kw].reshape(b, out_h, kh, out_w, kw, c)
+  return (jnp.sum(h32, axis=(2, 4)) / (kh * kw)).astype(h.dtype)
 
 
 def pool_for_pred(h: jax.Array, max_features: int) -> jax.Array:

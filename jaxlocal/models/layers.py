@@ -8,6 +8,7 @@ zero-initialised weight of the reference's classifier heads.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import flax.linen as nn
@@ -86,14 +87,105 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   return jnp.max(x.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
 
 
-def batch_norm(train: bool) -> nn.BatchNorm:
+def batch_norm(train: bool) -> nn.Module:
   """BatchNorm as PyTorch configures it: momentum 0.1 there is 0.9 here, eps 1e-5, γ=1, β=0.
 
   One difference remains: Flax's running variance averages the biased batch variance where
   PyTorch averages the unbiased one (a factor B/(B−1), 0.8 % at B = 128); it only affects
   evaluation.
   """
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name='bn')
+  return BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name='bn')
+
+
+class BatchNorm(nn.Module):
+  """``flax.linen.BatchNorm`` over every axis but the last, with the same parameters
+  (``scale``, ``bias``), statistics (``mean``, ``var``) and values, and a hand-written gradient
+  in train mode (:func:`_batch_norm_train`).
+
+  Flax's gradient is JAX's differentiation of its normalisation, which XLA:CPU compiles to keep
+  the input, its centred copy and the normalised gradient's intermediates alive at once: a
+  128 MiB tensor each for VGG8B's 32 × 32 × 256 block at batch 128, the peak of a local step.
+  The hand-written one keeps only the input and reads it with the output gradient in two fused
+  reductions and one elementwise pass.
+  """
+
+  use_running_average: bool = False
+  momentum: float = 0.99
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x):
+    features = (x.shape[-1],)
+    scale = self.param('scale', nn.initializers.ones, features, jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros, features, jnp.float32)
+    ra_mean = self.variable('batch_stats', 'mean', lambda s: jnp.zeros(s, jnp.float32), features)
+    ra_var = self.variable('batch_stats', 'var', lambda s: jnp.ones(s, jnp.float32), features)
+    if self.use_running_average:
+      return _normalize(x, ra_mean.value, ra_var.value, scale, bias, self.epsilon)
+    y, mean, var = _batch_norm_train(x, scale, bias, self.epsilon)
+    if not self.is_initializing():
+      ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
+      ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
+    return y
+
+
+def _normalize(x, mean, var, scale, bias, epsilon):
+  """Flax's ``_normalize``, operation for operation: (x − mean) · (rsqrt(var + ε) · scale) + bias,
+  in the dtype of x, scale and bias together."""
+  y = x - mean
+  mul = jax.lax.rsqrt(var + epsilon) * scale
+  return jnp.asarray(y * mul + bias, jnp.result_type(x, scale, bias))
+
+
+def _batch_stats(x):
+  """Flax's batch statistics (``use_fast_variance``): the mean and max(0, E[x²] − mean²), over
+  every axis but the last, in at least float32; with mean² for the backward."""
+  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  axes = tuple(range(x.ndim - 1))
+  mean, mean2 = x.mean(axes), jax.lax.square(x).mean(axes)
+  return mean, mean2 - jax.lax.square(mean)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _batch_norm_train(x, scale, bias, epsilon):
+  """``(y, mean, var)``: x normalised by its own batch statistics, as Flax computes it."""
+  mean, spread = _batch_stats(x)
+  var = jnp.maximum(0.0, spread)
+  return _normalize(x, mean, var, scale, bias, epsilon), mean, var
+
+
+def _batch_norm_forward(x, scale, bias, epsilon):
+  mean, spread = _batch_stats(x)
+  var = jnp.maximum(0.0, spread)
+  return (_normalize(x, mean, var, scale, bias, epsilon), mean, var), (x, scale, bias, mean,
+                                                                       spread)
+
+
+def _batch_norm_backward(epsilon, residuals, cotangents):
+  """The gradient JAX derives for Flax's normalisation, written out: with inv = rsqrt(var + ε),
+  dx = dy · inv · scale + (d mean + 2 x · d E[x²]) / N, the mean's and E[x²]'s cotangents
+  collecting the paths through (x − mean), inv and max(0, ·) (JAX's ½ at a tie included)."""
+  x, scale, bias, mean, spread = residuals
+  dy, d_mean, d_var = cotangents
+  f32 = jnp.promote_types(x.dtype, jnp.float32)
+  axes = tuple(range(x.ndim - 1))
+  n = math.prod(x.shape[:-1])
+  var, gate_var = jax.vjp(lambda v: jnp.maximum(0.0, v), spread)
+  inv = jax.lax.rsqrt(var + epsilon)
+  x32, dy32 = x.astype(f32), dy.astype(f32)
+  d_bias = dy32.sum(axes)
+  dy_centred = (dy32 * (x32 - mean)).sum(axes)
+  d_scale = dy_centred * inv
+  d_inv = dy_centred * scale
+  d_var = d_var + d_inv * (-0.5 * inv / (var + epsilon))
+  (d_spread,) = gate_var(d_var)
+  d_mean2 = d_spread
+  d_mean = d_mean - inv * scale * d_bias - 2 * mean * d_spread
+  dx = dy32 * (inv * scale) + (d_mean + 2 * x32 * d_mean2) / n
+  return dx.astype(x.dtype), d_scale.astype(scale.dtype), d_bias.astype(bias.dtype)
+
+
+_batch_norm_train.defvjp(_batch_norm_forward, _batch_norm_backward)
 
 
 NONLINEARITIES = {
