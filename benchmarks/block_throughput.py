@@ -27,6 +27,7 @@ from ml_collections import config_flags
 
 from common import device_name, flop_rate, learner_of, random_batch, report
 from jaxlocal.parallel.cost import stage_seconds, step_seconds
+from jaxlocal.parallel.stages import stages_of
 
 config_flags.DEFINE_config_file('config', 'configs/predsim_vgg8b.py', 'Config of the network.')
 flags.DEFINE_integer('batch_size', 0, 'Batch size (0: the config\'s).')
@@ -50,8 +51,8 @@ def main(argv):
   whole, _ = step_seconds(jax.jit(learner.train_step, donate_argnums=0), state, batch, key,
                           repeats=FLAGS.repeats)
   rows = []
-  if learner.staged is not None:
-    per_block = learner.staged(range(1, len(learner.block_names)))
+  if learner.stage_step is not None:
+    per_block = stages_of(learner, range(1, len(learner.block_names)))
     seconds = stage_seconds(per_block, per_block.split(state), batch, key, repeats=FLAGS.repeats)
     for name, s in zip(learner.block_names, seconds):
       rows.append({'block': name, 'median_ms': 1e3 * s, 'examples_per_s': batch_size / s,
@@ -62,7 +63,7 @@ def main(argv):
                'examples_per_s': batch_size / whole,
                **flop_rate(learner.train_step, (state, batch, key), whole, batch_size,
                            config.get('compute_dtype', 'float32'), FLAGS.peak_tflops)})
-  if learner.staged is not None:
+  if learner.stage_step is not None:
     rows[-1]['share_of_sum'] = whole / sum(seconds)
   name = (f'{config.hebbian.hidden[0]}-unit layer' if config.method == 'hebbian'
           else config.get('model', config.method))

@@ -73,7 +73,8 @@ def block_parallel_row(learner, state, batches, n, repeats, bounds):
   from jaxlocal.parallel.cost import median_seconds
   from jaxlocal.parallel.mesh import MeshSpec
   from jaxlocal.parallel.pipeline import Pipeline, delayed_schedule
-  staged = learner.staged(bounds)
+  from jaxlocal.parallel.stages import stages_of
+  staged = stages_of(learner, bounds)
   pipe = Pipeline(staged, MeshSpec(stage=n).make())
   take = lambda m: jax.tree.map(lambda a: a[m], batches)
   inputs = [jax.device_put(take(m), pipe.input_sharding()) for m in range(len(batches['label']))]
@@ -121,7 +122,7 @@ def main(argv):
                  'speedup': base['data'] / seconds,
                  'max_param_diff': max_difference(final, one_device),
                  'checked_against': '1 device'})
-  if learner.staged is not None:
+  if learner.stage_step is not None:
     for n in counts:
       if n > len(learner.block_names):
         continue

@@ -25,9 +25,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxlocal.models.feedback import FEEDBACK, cosine_angle, with_true_feedback
+from jaxlocal.rules.feedback import FEEDBACK, cosine_angle, with_true_feedback
 from jaxlocal.objectives.base import LocalObjective, LossFn, as_objective
-from jaxlocal.parallel.stages import Stage, StagedLearner, check_bounds
 from jaxlocal.precision import cast_floating, computing_in, like
 from jaxlocal.schedules import BlockSchedule
 
@@ -85,10 +84,12 @@ class Learner(NamedTuple):
   training loop instead compiles every ``block_steps[i]`` and picks on the host: XLA's CPU
   backend runs convolution gradients inside a conditional ~30× slower than outside.
 
-  ``block_names`` name the blocks of a learner built from blocks; ``staged(bounds)``, where
-  they learn all at once and locally, cuts them into pipeline stages, each starting at one of
-  ``bounds`` (a :class:`~jaxlocal.parallel.stages.StagedLearner`,
-  :mod:`jaxlocal.parallel.pipeline`).
+  ``block_names`` name the blocks of a learner built from blocks. Where they learn all at once
+  and locally, ``stage_step(a, b)`` is the train step of blocks a … b-1 alone on their input:
+  ``(state, x, batch, rng) -> (state, out, metrics)``, where ``state`` holds only those blocks
+  (per-block tuples ``params``, ``batch_stats``, ``opt_state``) and ``out`` is what block b
+  reads, computed before the update. :func:`jaxlocal.parallel.stages.stages_of` cuts any such
+  learner into pipeline stages.
   """
 
   init: Callable[[jax.Array, jax.Array], TrainState]
@@ -98,7 +99,7 @@ class Learner(NamedTuple):
   block_steps: tuple | None = None
   schedule: BlockSchedule | None = None
   block_names: tuple[str, ...] = ()
-  staged: Callable[[Sequence[int]], StagedLearner] | None = None
+  stage_step: Callable[[int, int], Callable] | None = None
 
 
 def _normalise(blocks: Sequence[Block]) -> tuple[Block, ...]:
@@ -443,36 +444,21 @@ def make_learner(blocks: Sequence[Block],
                                       detach=detach))
     return metrics
 
-  def staged(bounds: Sequence[int]) -> StagedLearner:
-    edges = check_bounds(bounds, len(blocks))
-    groups = list(zip(edges, edges[1:]))
-
-    def stage_step(a, b):
-      def step(state, x, batch, rng):
-        state, metrics, out = update_blocks(blocks[a:b], optimizers[a:b], state,
-                                            {**batch, 'image': x}, rng, in_order=in_order)
-        if b < len(blocks):
-          metrics.pop('accuracy', None)
-        return state, out, metrics
-      return Stage(step, f'{blocks[a].name}..{blocks[b - 1].name}')
-
-    def split(state):
-      return tuple(state.replace(params=state.params[a:b], batch_stats=state.batch_stats[a:b],
-                                 opt_state=state.opt_state[a:b]) for a, b in groups)
-
-    def merge(states):
-      cat = lambda field: tuple(x for s in states for x in getattr(s, field))
-      return states[0].replace(params=cat('params'), batch_stats=cat('batch_stats'),
-                               opt_state=cat('opt_state'))
-
-    return StagedLearner(tuple(stage_step(a, b) for a, b in groups), split, merge)
+  def stage_step(a: int, b: int):
+    def step(state, x, batch, rng):
+      state, metrics, out = update_blocks(blocks[a:b], optimizers[a:b], state,
+                                          {**batch, 'image': x}, rng, in_order=in_order)
+      if b < len(blocks):
+        metrics.pop('accuracy', None)
+      return state, out, metrics
+    return step
 
   names = tuple(b.name for b in blocks)
   if schedule.one_block_per_step:
     return Learner(init, one_block_step, eval_step, block_steps=block_steps, schedule=schedule,
                    block_names=names)
   return Learner(init, all_blocks_step, eval_step, block_names=names,
-                 staged=staged if detach else None)
+                 stage_step=stage_step if detach else None)
 
 
 def param_count(tree: Any) -> int:

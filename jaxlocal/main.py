@@ -1,14 +1,14 @@
 """Command line: ``python -m jaxlocal.main --config=configs/<x>.py --workdir=<dir>``.
 
 Any config field can be overridden as ``--config.<field>=<value>``. The logic lives in
-:mod:`jaxlocal.train`, so it can be imported and tested without this entry point; errors are
+:mod:`jaxlocal.experiment`, so it can be imported and tested without this entry point; errors are
 reported by :mod:`jaxlocal.cli` (one line, exit status 2 for bad input, 1 for a failed run).
 """
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxlocal import cli, determinism, train
+from jaxlocal import cli, determinism, experiment
 from jaxlocal.config_lib import ConfigError
 from jaxlocal.parallel.mesh import initialize_distributed
 
@@ -44,7 +44,8 @@ def main(argv):
     determinism.require(config.get('deterministic', False))  # before any backend starts
     initialize_distributed(config)  # multi-host: before anything touches a device
     workdir = FLAGS.workdir or f'runs/{config.dataset}_{config.model}_{config.loss}'
-    train.train_and_evaluate(config, workdir, allow_config_change=FLAGS.allow_config_change)
+    experiment.train_and_evaluate(config, workdir,
+                                  allow_config_change=FLAGS.allow_config_change)
 
 
 if __name__ == '__main__':

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxlocal.models.feedback import FEEDBACK
+from jaxlocal.rules.feedback import FEEDBACK
 from jaxlocal.objectives.local_error import LABEL_PROJECTION
 
 OPTIMIZERS = ('adam', 'amsgrad', 'sgd')

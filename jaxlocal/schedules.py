@@ -1,30 +1,17 @@
-"""Which learners train when.
+"""Which blocks of a learner train on each step.
 
-Within a learner, a :class:`BlockSchedule` decides which blocks learn on each step: all of them
-at once (the local-error methods), one after another (greedy layer-wise training, the SAE's
-sequential training), in turns (the SAE's wave), or one drawn at random per step (randomized
-layer-wise training).
-
-Across learners, a run is a sequence of :class:`Phase`: a single phase trains one learner; several
-train one after another, each resumable on its own, each reading data derived from the previous
-phase's state: a Hebbian layer and then a head on its frozen features, an encoder and then a
-linear probe.
+A :class:`BlockSchedule` decides it: all of them at once (the local-error methods), one after
+another (greedy layer-wise training, the SAE's sequential training), in turns (the SAE's wave),
+or one drawn at random per step (randomized layer-wise training). Which *learners* train when
+is a run's sequence of phases (:mod:`jaxlocal.phases`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable
 
 import jax
 import jax.numpy as jnp
-
-from jaxlocal.data.augment import Augment
-from jaxlocal.data.pipeline import BatchOrder
-from jaxlocal.data.sources import Dataset
-
-if TYPE_CHECKING:
-  from jaxlocal.blocks import Learner
 
 BLOCK_SCHEDULES = ('all', 'sequential', 'wave', 'random')
 
@@ -71,24 +58,3 @@ class BlockSchedule:
       key = jax.random.fold_in(jax.random.key(self.seed), step)
       return jax.random.randint(key, (), 0, num_blocks, jnp.int32)
     raise ValueError("the 'all' schedule trains every block; it has no single active block")
-
-
-@dataclasses.dataclass(frozen=True)
-class Phase:
-  """One stretch of training: a learner, its epochs, and the data it trains on.
-
-  ``data(previous_state, previous_data) -> Dataset`` derives the phase's data from the state
-  and the data of the previous phase (e.g. features of the layer it trained, computed once);
-  the first phase gets ``(None, dataset)``. None keeps the previous phase's data.
-  ``finish(state, workdir)`` runs when the phase is complete (e.g. to draw plots).
-  ``order`` decides how each epoch's examples are batched.
-  """
-
-  name: str
-  learner: Learner
-  num_epochs: int
-  batch_size: int
-  augment: Augment = Augment()
-  data: Callable[[Any, Dataset], Dataset] | None = None
-  finish: Callable[[Any, str], None] | None = None
-  order: BatchOrder = BatchOrder()

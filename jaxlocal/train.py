@@ -22,21 +22,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxlocal import data as data_lib
-from jaxlocal import methods
-from jaxlocal import workdir as workdir_lib
 from jaxlocal.blocks import Learner
 from jaxlocal.checkpoint import Checkpointer
-from jaxlocal.config_lib import ConfigError
 from jaxlocal.data.augment import Augment
+from jaxlocal.evaluate import evaluate, make_eval_step, mean_over
 from jaxlocal.metrics import JsonlWriter
 from jaxlocal.parallel.mesh import (DATA, STAGE, MeshSpec, batch_sharded, check_divisible,
                                     dataset_sharding, move, put, replicated)
 from jaxlocal.parallel.cost import balanced_bounds
 from jaxlocal.parallel.pipeline import Pipeline
+from jaxlocal.parallel.stages import stages_of
 from jaxlocal.plots import plot_learning_curves
-from jaxlocal.precision import compute_dtype
 from jaxlocal.progress import epoch_progress
-from jaxlocal.schedules import Phase
+from jaxlocal.phases import Phase
 
 log = logging.getLogger('jaxlocal')
 
@@ -53,10 +51,6 @@ def _check_positive(**values):
   for name, value in values.items():
     if value <= 0:
       raise ValueError(f'{name} must be positive, got {value}')
-
-
-def _mean_over(sums: dict, count: float) -> dict:
-  return {k: float(v) / count for k, v in jax.device_get(sums).items()}
 
 
 def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: int,
@@ -128,7 +122,7 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
       if (i + 1) % sync_every == 0 or i + 1 == steps:
         _check_finite(sums, f'step {i + 1}/{steps}')  # waits for the device
         bar.update((i + 1) * batch_size - bar.n)
-    return state, _mean_over(sums, steps), time.perf_counter() - started
+    return state, mean_over(sums, steps), time.perf_counter() - started
 
   return run_epoch
 
@@ -169,13 +163,13 @@ def _make_pipeline_epoch_runner(learner: Learner, dataset: data_lib.Dataset, bat
   is one pass of the delayed schedule (:mod:`jaxlocal.parallel.pipeline`), after which the
   stages' states are merged back into the network's state, replicated over the mesh.
   """
-  if learner.staged is None:
+  if learner.stage_step is None:
     raise ValueError('mesh.stage > 1 (block parallel) needs a network of blocks that all learn '
                      'at once from local objectives: local_error with a local loss (pred, sim, '
                      'predsim, bpf) or associated. This learner trains globally, one block at '
                      'a time, or is not built from blocks; use mesh.data for data parallel.')
   steps = data_lib.steps_per_epoch(len(dataset.x_train), batch_size)
-  staged = learner.staged(stage_bounds)
+  staged = stages_of(learner, stage_bounds)
   pipe = Pipeline(staged, mesh)
   rep0, rep = pipe.replicated[0], replicated(mesh)
   data = dataset_sharding(pipe.meshes[0], len(dataset.x_train))
@@ -202,38 +196,6 @@ def _make_pipeline_epoch_runner(learner: Learner, dataset: data_lib.Dataset, bat
     return move(staged.merge(states), rep), metrics, seconds
 
   return run_epoch
-
-
-def make_eval_step(learner: Learner, dataset: data_lib.Dataset, augment: Augment = Augment(),
-                   mesh=None):
-  """``eval(state, x, y, mask) -> metrics × number of real examples`` (sums over batches).
-
-  Test images are only normalised, unless the learner trains on two views (``augment.views``
-  2): then they get the training views, drawn from a fixed key so every epoch sees the same.
-  On a ``mesh`` the batch is split along ``data`` when its size allows.
-  """
-  views = dataclasses.asdict(augment) if augment.views > 1 else {}
-  key = jax.random.key(0) if views else None
-  mesh = mesh or MeshSpec().make()
-
-  def evaluate(state, x, y, mask):
-    if len(x) % mesh.shape[DATA] == 0:
-      x, y, mask = jax.lax.with_sharding_constraint((x, y, mask), batch_sharded(mesh))
-    images = data_lib.preprocess(key, x, mean=dataset.mean, std=dataset.std, **views)
-    metrics = learner.eval_step(state, {'image': images, 'label': y, 'mask': mask})
-    return jax.tree.map(lambda m: m * jnp.sum(mask), metrics)
-
-  rep = replicated(mesh)
-  return jax.jit(evaluate, in_shardings=rep, out_shardings=rep)
-
-
-def evaluate(eval_step, state, x, y, batch_size: int, sharding=None) -> dict:
-  """Every eval metric as a mean over the whole of (x, y), batches placed by ``sharding``."""
-  sums = None
-  for batch in data_lib.eval_batches(x, y, batch_size):
-    batch_sums = eval_step(state, *(put(batch, sharding) if sharding else batch))
-    sums = batch_sums if sums is None else jax.tree.map(jnp.add, sums, batch_sums)
-  return _mean_over(sums, len(x))
 
 
 def fit(learner: Learner, dataset: data_lib.Dataset, *, workdir: str, num_epochs: int,
@@ -274,9 +236,7 @@ def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: s
   for index, phase in enumerate(phases):
     if phase.data is not None:
       phase_data = phase.data(state, phase_data)
-    key = jax.random.key(seed) if len(phases) == 1 else jax.random.fold_in(
-        jax.random.key(seed), index)
-    state, record = _train_phase(phase, phase_data, key, workdir=workdir,
+    state, record = _train_phase(phase, phase_data, _phase_key(seed, index, len(phases)), workdir=workdir,
                                  eval_batch_size=eval_batch_size,
                                  checkpoints_to_keep=checkpoints_to_keep,
                                  progress_bar=progress_bar, mesh=mesh, title=title,
@@ -293,6 +253,47 @@ def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: s
   return record
 
 
+def _phase_key(seed: int, index: int, num_phases: int) -> jax.Array:
+  """The key of phase ``index``: the run's seed itself for a single phase."""
+  key = jax.random.key(seed)
+  return key if num_phases == 1 else jax.random.fold_in(key, index)
+
+
+def initial_state(learner: Learner, dataset: data_lib.Dataset, key, sharding=None):
+  """``learner.init`` on two preprocessed training images of ``dataset`` (placed by
+  ``sharding``, e.g. replicated over a mesh)."""
+  example = data_lib.preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)
+  if sharding is None:
+    return jax.jit(learner.init)(key, example)
+  return jax.jit(learner.init, out_shardings=sharding)(put(key, sharding),
+                                                        put(example, sharding))
+
+
+def restored_states(phases: Sequence[Phase], dataset: data_lib.Dataset, workdir: str,
+                    seed: int = 0) -> dict:
+  """``{phase name: state}`` of every phase's last checkpoint in ``workdir``, each phase's data
+  derived from the previous phase's restored state as :func:`fit_phases` derives it.
+
+  Raises FileNotFoundError when a phase has no checkpoint.
+  """
+  states, state, phase_data = {}, None, dataset
+  for index, phase in enumerate(phases):
+    if phase.data is not None:
+      phase_data = phase.data(state, phase_data)
+    init_key, _ = jax.random.split(_phase_key(seed, index, len(phases)))
+    like = initial_state(phase.learner, phase_data, init_key)
+    checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints', phase.name))
+    try:
+      epoch = checkpointer.latest_epoch()
+      if not epoch:
+        raise FileNotFoundError(f'no checkpoint in {checkpointer.directory}: train the run first')
+      state = checkpointer.restore(epoch, like)
+    finally:
+      checkpointer.close()
+    states[phase.name] = state
+  return states
+
+
 def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
                  eval_batch_size: int, checkpoints_to_keep: int, progress_bar: bool,
                  mesh: MeshSpec, title: str, on_accept: Callable[[str, int], None]):
@@ -306,14 +307,13 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
   rep = replicated(device_mesh)
   x_train, y_train = put((dataset.x_train, dataset.y_train), dataset_sharding(device_mesh,
                                                                             len(dataset.x_train)))
-  example = data_lib.preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)
-  state = jax.jit(learner.init, out_shardings=rep)(put(init_key, rep), put(example, rep))
+  state = initial_state(learner, dataset, init_key, rep)
 
   label = f' [{phase.name}]' if phase.name else ''
   checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints', phase.name),
                               checkpoints_to_keep)
   try:
-    writer = JsonlWriter(os.path.join(workdir, _per_process('metrics.jsonl')))
+    writer = JsonlWriter(os.path.join(workdir, per_process('metrics.jsonl')))
     start = checkpointer.latest_epoch()
     if start:
       state = checkpointer.restore(start, state)
@@ -327,7 +327,7 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
     writer.truncate(lambda r: r.get('phase', '') != phase.name or r['epoch'] <= start)
     records = [r for r in writer.read() if r.get('phase', '') == phase.name]
     bounds = mesh.stage_bounds
-    if mesh.stage > 1 and not bounds and learner.staged is not None:
+    if mesh.stage > 1 and not bounds and learner.stage_step is not None:
       bounds = _measured_bounds(learner, state, dataset, batch_size, phase.augment, mesh.stage)
     run_epoch = make_epoch_runner(learner, dataset, batch_size, phase.augment, state, x_train,
                                   y_train, phase.order, device_mesh, bounds)
@@ -402,7 +402,7 @@ def _measured_bounds(learner: Learner, state, dataset: data_lib.Dataset, batch_s
   return bounds
 
 
-def _per_process(name: str) -> str:
+def per_process(name: str) -> str:
   """``name`` for process 0; ``<name>.process<i>`` for the other processes of a multi-host run,
   which train the same model and keep their own records beside it."""
   index = jax.process_index()
@@ -430,70 +430,3 @@ def _fmt(value) -> str:
 
 def _fmt_error(accuracy) -> str:
   return 'n/a' if accuracy is None else f'{100 * (1 - accuracy):.2f}%'
-
-
-def check_config(config) -> None:
-  """Raises ValueError naming the first impossible value among the loop's fields."""
-  _check_positive(num_epochs=config.num_epochs, batch_size=config.batch_size,
-                  eval_batch_size=config.eval_batch_size)
-  if config.train_examples < 0:
-    raise ValueError(f'train_examples must be >= 0 (0 = all), got {config.train_examples}')
-  if config.image_size < 0:
-    raise ValueError(f'image_size must be >= 0 (0 = native), got {config.image_size}')
-  compute_dtype(config.compute_dtype)
-  MeshSpec.from_config(config)
-  method = methods.get_method(config.method)
-  method.check_config(config)
-
-
-def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = False) -> dict:
-  """Loads the data, builds the config's method and trains it; returns the last epoch's record.
-
-  A method module provides ``phases(config, dataset) -> [Phase]``, or ``build(config, dataset,
-  steps_per_epoch) -> Learner`` for a single phase, optionally with ``finish(config, dataset)``
-  returning that phase's ``finish(state, workdir)`` hook.
-
-  Bad config values raise :class:`~jaxlocal.config_lib.ConfigError` before anything is
-  written. A workdir that already holds trained epochs of another config is refused
-  (:class:`~jaxlocal.workdir.WorkdirConflictError`) unless ``allow_config_change``, which
-  records the change in its ``config_history.jsonl``; its ``config.json`` is written only once
-  the run is accepted (:mod:`jaxlocal.workdir`).
-  """
-  try:
-    check_config(config)
-    method = methods.get_method(config.method)
-    pending = workdir_lib.check(config, workdir, allow_config_change=allow_config_change,
-                                schedule_fields=getattr(method, 'SCHEDULE_FIELDS', ()),
-                                config_name=_per_process('config.json'))
-    dataset = data_lib.load_dataset(config.dataset, data_dir=config.data_dir or None,
-                                    train_examples=config.train_examples,
-                                    image_size=config.image_size,
-                                    num_classes=config.num_classes)
-    phases = _phases(method, config, dataset)
-  except (ConfigError, data_lib.DatasetFormatError):
-    raise
-  except ValueError as error:  # a value the method or the data cannot use
-    raise ConfigError(str(error)) from error
-  os.makedirs(workdir, exist_ok=True)
-  print(f'{config.dataset}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images '
-        f'{dataset.image_shape}, {dataset.num_classes} classes (from the '
-        f'{dataset.classes_from or "data"}), from {dataset.source}; {jax.device_count()} '
-        f'{jax.default_backend()} device(s)', flush=True)
-  title = (f'{config.dataset} · {config.method}: {config.model}'
-           + (f' · {config.loss}' if config.method == 'local_error' else '') + f' — {workdir}')
-  return fit_phases(phases, dataset, workdir=workdir, seed=config.seed,
-                    eval_batch_size=config.eval_batch_size,
-                    checkpoints_to_keep=config.checkpoints_to_keep,
-                    progress_bar=config.progress_bar, mesh=MeshSpec.from_config(config),
-                    title=title, on_accept=pending.accept)
-
-
-def _phases(method, config, dataset: data_lib.Dataset) -> list[Phase]:
-  """The method's phases: its own, or one phase around its ``build``."""
-  if hasattr(method, 'phases'):
-    return method.phases(config, dataset)
-  steps = data_lib.steps_per_epoch(len(dataset.x_train), config.batch_size)
-  order = data_lib.BatchOrder(config.classes_per_batch, config.classes_per_batch_until_epoch)
-  finish = method.finish(config, dataset) if hasattr(method, 'finish') else None
-  return [Phase('', method.build(config, dataset, steps), config.num_epochs,
-                config.batch_size, Augment(**config.augment), order=order, finish=finish)]

@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 
+from jaxlocal import experiment
 from jaxlocal import train
 from jaxlocal.config_lib import associated_config
 from jaxlocal.methods.associated import make_associated_learner
@@ -86,7 +87,7 @@ def test_short_mnist_run_of_mlp_al_learns(tmp_path, shared_data):
   config.update(data_dir=str(shared_data), train_examples=4000, num_epochs=2,
                 learning_rate=1e-3, progress_bar=False)
   config.associated.width = 256
-  final = train.train_and_evaluate(config, str(tmp_path))
+  final = experiment.train_and_evaluate(config, str(tmp_path))
   # 250 steps: AL's sigmoid targets move early on, so the inverse path lags the shortcut
   # (measured 0.53 full depth, 0.78 from depth 1); chance is 0.1
   assert final['test_accuracy'] > 0.4
@@ -105,7 +106,7 @@ def test_bad_associated_config(tmp_path, field, value, message):
   config.dataset = 'digits'
   config[field] = value
   with pytest.raises(ValueError, match=message):
-    train.train_and_evaluate(config, str(tmp_path))
+    experiment.train_and_evaluate(config, str(tmp_path))
 
 
 @pytest.mark.parametrize('row, widths', [
@@ -131,12 +132,12 @@ def test_backprop_baseline_is_the_inference_path(row, widths):
 
 
 def test_tsne_of_an_al_and_a_bp_run_side_by_side(tmp_path):
-  from jaxlocal.tsne import tsne_of_runs
+  from jaxlocal.tools.tsne import tsne_of_runs
   for row in ('mlp', 'mlp_bp'):
     config = load_config_file('al_mnist', row)
     config.update(dataset='digits', num_epochs=1, learning_rate=1e-3, progress_bar=False)
     config.associated.width = 32
-    train.train_and_evaluate(config, str(tmp_path / row))
+    experiment.train_and_evaluate(config, str(tmp_path / row))
   out = tmp_path / 'tsne.png'
   tsne_of_runs([str(tmp_path / 'mlp'), str(tmp_path / 'mlp_bp')], block=2, examples=150,
                out=str(out))
@@ -145,7 +146,7 @@ def test_tsne_of_an_al_and_a_bp_run_side_by_side(tmp_path):
     tsne_of_runs([str(tmp_path / 'mlp')], block=3, examples=150, out=str(out))
 
   # the metafeatures of a run, recomputed from its last checkpoint, are those it wrote at its end
-  from jaxlocal.metafeatures import write_metafeatures
+  from jaxlocal.tools.metafeatures import write_metafeatures
   written = tmp_path / 'mlp' / 'metafeatures.json'
   at_end = json.loads(written.read_text())
   written.unlink()

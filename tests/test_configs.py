@@ -103,10 +103,7 @@ def first_learner_and_batch(name, arg):
     config.sae.num_labels = 8  # of the synthetic dataset's 128 examples
   dataset = synthetic(config)
   method = methods.get_method(config.method)
-  if hasattr(method, 'phases'):
-    learner = method.phases(config, dataset)[0].learner
-  else:
-    learner = method.build(config, dataset, steps_per_epoch=1)
+  learner = method.phases(config, dataset)[0].learner
   images = data_lib.preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)
   return learner, {'image': images, 'label': jnp.asarray(dataset.y_train[:2]),
                    'index': jnp.arange(2)}

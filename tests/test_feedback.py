@@ -8,7 +8,8 @@ import optax
 import pytest
 
 from jaxlocal.blocks import Block, make_learner
-from jaxlocal.models.feedback import FAConv, FADense, cosine_angle, with_true_feedback
+from jaxlocal.models.feedback import FAConv, FADense
+from jaxlocal.rules.feedback import cosine_angle, with_true_feedback
 from jaxlocal.models.layers import Conv, Dense
 from jaxlocal.objectives.base import classifier
 from jaxlocal.optim import make_optimizer

@@ -7,6 +7,8 @@ import jax
 import numpy as np
 import pytest
 
+from jaxlocal import experiment
+from jaxlocal.tools.runs import restored_run
 from jaxlocal import train
 from jaxlocal.config_lib import hebbian_config
 from jaxlocal.data import load_dataset
@@ -31,7 +33,7 @@ def records(workdir):
 
 
 def test_hebbian_then_head_learns_digits(tmp_path):
-  final = train.train_and_evaluate(tiny(), str(tmp_path))
+  final = experiment.train_and_evaluate(tiny(), str(tmp_path))
   assert final['test_accuracy'] > 0.8  # chance 0.1
   phases = [(r['phase'], r['epoch']) for r in records(tmp_path)]
   assert phases == [('hebbian1', e) for e in range(1, 5)] + [('head', e) for e in range(1, 11)]
@@ -39,14 +41,17 @@ def test_hebbian_then_head_learns_digits(tmp_path):
   assert deviation[-1] < deviation[0]
   for figure in ('receptive_fields.png', 'hebbian_convergence.png', 'learning_curves_head.png'):
     assert (tmp_path / figure).stat().st_size > 0
+  run = restored_run(str(tmp_path))  # a two-phase run restores through its phases
+  assert list(run.states) == ['hebbian1', 'head']
+  assert int(run.states['hebbian1'].step) == 4 * 28 and int(run.state.step) == 10 * 28
 
 
 def test_resume_continues_the_head_without_retraining_the_rule(tmp_path):
   config = tiny()
   config.num_epochs = 2
-  train.train_and_evaluate(config, str(tmp_path))
+  experiment.train_and_evaluate(config, str(tmp_path))
   config.num_epochs = 4
-  final = train.train_and_evaluate(config, str(tmp_path))
+  final = experiment.train_and_evaluate(config, str(tmp_path))
   phases = [(r['phase'], r['epoch']) for r in records(tmp_path)]
   assert phases == [('hebbian1', e) for e in range(1, 5)] + [('head', e) for e in range(1, 5)]
   assert final['epoch'] == 4
@@ -55,7 +60,7 @@ def test_resume_continues_the_head_without_retraining_the_rule(tmp_path):
 def test_stacked_layers_and_exact_rule_run(tmp_path):
   config = tiny(hidden=(48, 32), rule='exact', w_inh=0.5, h_star=0.1, num_epochs=2)
   config.num_epochs = 5
-  final = train.train_and_evaluate(config, str(tmp_path))
+  final = experiment.train_and_evaluate(config, str(tmp_path))
   assert {r['phase'] for r in records(tmp_path)} == {'hebbian1', 'hebbian2', 'head'}
   assert final['test_accuracy'] > 0.3  # chance 0.1; two 2-epoch layers and 5 head epochs
 
@@ -64,13 +69,13 @@ def test_end_to_end_baseline_trains(tmp_path):
   config = tiny(backprop=True)
   config.head.update(power=1.0, m=4.0, temperature=1.0)
   config.num_epochs = 5
-  final = train.train_and_evaluate(config, str(tmp_path))
+  final = experiment.train_and_evaluate(config, str(tmp_path))
   assert final['test_accuracy'] > 0.8
 
 
 def test_collapsed_weights_stop_with_a_clear_error(tmp_path):
   with pytest.raises(CollapseError, match='collapsed to ~0.*epoch 1 \\[hebbian1\\]'):
-    train.train_and_evaluate(tiny(init_std=1e-30), str(tmp_path))
+    experiment.train_and_evaluate(tiny(init_std=1e-30), str(tmp_path))
   assert not list((tmp_path / 'checkpoints' / 'hebbian1').glob('1'))
 
 
@@ -114,7 +119,7 @@ def test_bad_hebbian_config(tmp_path, field, value, message):
   config = tiny()
   config.hebbian[field] = value
   with pytest.raises(ValueError, match=message):
-    train.train_and_evaluate(config, str(tmp_path))
+    experiment.train_and_evaluate(config, str(tmp_path))
 
 
 @pytest.mark.parametrize('name', ['hebbian_mnist', 'hebbian_cifar10'])

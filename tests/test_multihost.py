@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from conftest import REPO
+from jaxlocal import experiment
 from jaxlocal import train
 from test_parallel import tiny_run_config
 
@@ -58,7 +59,7 @@ def test_two_processes_train_like_one(tmp_path):
   assert '4 cpu device(s)' in outputs[0]
 
   single = tiny_run_config(**mesh)
-  train.train_and_evaluate(single, str(tmp_path / 'single'))
+  experiment.train_and_evaluate(single, str(tmp_path / 'single'))
   expected = last_record(tmp_path / 'single' / 'metrics.jsonl')
   for name in ('metrics.jsonl', 'metrics.jsonl.process1'):
     got = last_record(tmp_path / 'multi' / name)

@@ -21,6 +21,7 @@ import pytest
 
 from tqdm.auto import tqdm
 
+from jaxlocal import experiment
 from jaxlocal import train
 from jaxlocal.blocks import Block, make_learner
 from jaxlocal.config_lib import hebbian_config
@@ -35,7 +36,7 @@ from jaxlocal.optim import optimizer_from_config
 from jaxlocal.parallel.cost import step_seconds
 from jaxlocal.parallel.mesh import MeshSpec, dataset_sharding, put, replicated
 from jaxlocal.parallel.pipeline import Pipeline, delayed_schedule
-from jaxlocal.parallel.stages import balance, chain, check_bounds, learner_stage
+from jaxlocal.parallel.stages import balance, chain, check_bounds, learner_stage, stages_of
 from jaxlocal.recipes import associated_learning_config, local_error_config
 
 
@@ -85,7 +86,7 @@ def test_block_parallel_equals_the_single_device_delayed_schedule(model, image_s
   learner = local_error_learner(model, image_shape, loss='predsim', dropout=0.1,
                                 optimizer=optimizer, momentum=0.9, num_layers=1 + (model == 'mlp') * 2)
   batches = micro_batches(image_shape)
-  staged = learner.staged(bounds)
+  staged = stages_of(learner, bounds)
   states = staged.split(learner.init(jax.random.key(1), batches['image'][0]))
   key = jax.random.key(2)
   ref_states, ref_metrics = run_reference(staged, states, batches, key)
@@ -106,7 +107,7 @@ def test_one_stage_delayed_schedule_is_plain_training():
   learner = local_error_learner('mlp', (8, 8, 1), optimizer='sgd', momentum=0.9)
   batches = micro_batches((8, 8, 1), num=3)
   state = learner.init(jax.random.key(1), batches['image'][0])
-  staged = learner.staged(())
+  staged = stages_of(learner, ())
   key = jax.random.key(2)
   (ref,), _ = run_reference(staged, staged.split(state), batches, key)
   step = jax.jit(learner.train_step)
@@ -121,7 +122,7 @@ def test_stage_k_sees_microbatch_m_on_tick_m_plus_k():
   the stage-0 parameters of tick m (before its update on m): checked by hand, one block each."""
   learner = local_error_learner('mlp', (8, 8, 1), num_layers=1, dropout=0.0)
   batches = micro_batches((8, 8, 1), num=2)
-  staged = learner.staged((1,))
+  staged = stages_of(learner, (1,))
   s0, s1 = staged.split(learner.init(jax.random.key(1), batches['image'][0]))
   key = jax.random.key(2)
   (r0, r1), _ = run_reference(staged, (s0, s1), batches, key)
@@ -142,7 +143,7 @@ def test_block_parallel_with_a_hebbian_stage():
   codes = lambda state, x: hebbian_codes(state.params['W'], x.reshape(len(x), -1),
                                          current='dot', p=h.p, n=3.0, per_example=True)
   head = make_learner([Block(nn.Dense(10), classifier(), name='output')], optax.adam(1e-2))
-  staged = chain(learner_stage(hebb, codes, 'hebbian'), *head.staged(()).stages)
+  staged = chain(learner_stage(hebb, codes, 'hebbian'), *stages_of(head, ()).stages)
   batches = micro_batches((8, 8, 1), num=4)
   batches['image'] = jnp.abs(batches['image'])
   states = (hebb.init(jax.random.key(3), batches['image'][0]),
@@ -228,7 +229,7 @@ def test_the_training_loop_runs_data_times_stage_and_matches_its_reference():
       jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train), perm, step_key, i)[0])
   batches = jax.tree.map(lambda *b: jnp.stack(b), *[make(i) for i in range(4)])
   example = preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)
-  staged = learner.staged((2,))
+  staged = stages_of(learner, (2,))
   ref, ref_metrics = run_reference(staged, staged.split(learner.init(jax.random.key(0), example)),
                                    batches, step_key)
   assert_trees_close(state.params, staged.merge(ref).params, atol=1e-5)
@@ -236,7 +237,7 @@ def test_the_training_loop_runs_data_times_stage_and_matches_its_reference():
 
 
 def test_block_parallel_from_the_command_line_config(tmp_path):
-  record = train.train_and_evaluate(tiny_run_config(stage=2), str(tmp_path / 'run'))
+  record = experiment.train_and_evaluate(tiny_run_config(stage=2), str(tmp_path / 'run'))
   assert np.isfinite(record['train_loss']) and record['test_accuracy'] is not None
 
 
@@ -244,7 +245,7 @@ def test_block_parallel_refuses_a_globally_trained_network(tmp_path):
   config = tiny_run_config(stage=2)
   config.loss = 'glob'
   with pytest.raises(ValueError, match='block parallel.*use mesh.data for data parallel'):
-    train.train_and_evaluate(config, str(tmp_path / 'run'))
+    experiment.train_and_evaluate(config, str(tmp_path / 'run'))
 
 
 def test_balance_minimises_the_slowest_stage():
@@ -282,7 +283,7 @@ def test_bad_meshes_and_bounds_are_named():
   config = tiny_run_config(data=4)
   config.batch_size = 30
   with pytest.raises(ValueError, match='batch_size=30 does not split over mesh.data=4'):
-    train.train_and_evaluate(config, '/tmp/unused')
+    experiment.train_and_evaluate(config, '/tmp/unused')
 
 
 def test_associated_learning_block_parallel_equals_its_reference():
@@ -292,13 +293,13 @@ def test_associated_learning_block_parallel_equals_its_reference():
   learner = associated_learner(dataset)
   batches = micro_batches((8, 8, 1), num=3)
   state = learner.init(jax.random.key(1), batches['image'][0])
-  staged = learner.staged((1,))
+  staged = stages_of(learner, (1,))
   key = jax.random.key(2)
   ref_states, _ = run_reference(staged, staged.split(state), batches, key)
   states, metrics, _ = run_pipeline(staged, staged.split(state), batches, MeshSpec(stage=2), key)
   assert_trees_close(states, ref_states, atol=1e-6)
   assert {'block1/assoc_loss', 'block2/ae_loss'} <= metrics.keys()
-  (whole,), _ = run_reference(learner.staged(()), (state,), batches, key)
+  (whole,), _ = run_reference(stages_of(learner, ()), (state,), batches, key)
   step = jax.jit(learner.train_step)
   for m in range(3):
     state, _ = step(state, jax.tree.map(lambda a: a[m], batches), key)

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from jaxlocal import experiment
 from jaxlocal import train
 from jaxlocal.blocks import make_learner
 from jaxlocal.methods import associated, local_error
@@ -75,7 +76,7 @@ def test_unknown_compute_dtype_is_named(tmp_path):
   c = local_error_config('mnist', 'mlp', 'mlp')
   c.dataset, c.compute_dtype = 'digits', 'fp8'
   with pytest.raises(ValueError, match="unknown compute_dtype 'fp8'"):
-    train.train_and_evaluate(c, str(tmp_path))
+    experiment.train_and_evaluate(c, str(tmp_path))
 
 
 # --- the policy reaches the heads (issue 28 item 1) ----------------------------------------------

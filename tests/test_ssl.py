@@ -203,7 +203,7 @@ def tiny_ssl_config(tmp_path, row):
 def test_method_trains_the_encoder_then_probes_every_layer_on_the_transfer_data(
     tmp_path, row, encoder_epochs):
   import json
-  from jaxlocal.train import train_and_evaluate
+  from jaxlocal.experiment import train_and_evaluate
   config = tiny_ssl_config(tmp_path, row)
   record = train_and_evaluate(config, str(tmp_path / 'run'))
   lines = [json.loads(l) for l in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]

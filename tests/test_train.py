@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxlocal import experiment
 from jaxlocal import data as data_lib
 from jaxlocal import determinism
 from jaxlocal import methods
@@ -50,7 +51,7 @@ def restore_params(workdir, config):
 
 
 def test_digits_run_learns_and_writes_metrics(tmp_path, capsys):
-  final = train.train_and_evaluate(tiny_config(), str(tmp_path))
+  final = experiment.train_and_evaluate(tiny_config(), str(tmp_path))
   assert final['test_accuracy'] > 0.8  # chance is 0.1
   records = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [r['epoch'] for r in records] == [1, 2]
@@ -104,9 +105,9 @@ def test_resume_is_exact(tmp_path):
   config = lambda epochs: tiny_config(num_epochs=epochs, deterministic=True)
   determinism.require(config(2).deterministic)  # what jaxlocal.main does first
   full, split = tmp_path / 'full', tmp_path / 'split'
-  train.train_and_evaluate(config(2), str(full))
-  train.train_and_evaluate(config(1), str(split))
-  train.train_and_evaluate(config(2), str(split))
+  experiment.train_and_evaluate(config(2), str(full))
+  experiment.train_and_evaluate(config(1), str(split))
+  experiment.train_and_evaluate(config(2), str(split))
   a, b = restore_params(str(full), tiny_config()), restore_params(str(split), tiny_config())
   assert int(a.step) == int(b.step) > 0
   for x, y in zip(jax.tree.leaves((a.params, a.batch_stats, a.opt_state)),
@@ -121,13 +122,13 @@ def test_mnist_mlp_predsim_learns(tmp_path, shared_data):
                        num_layers=2, num_hidden=256, train_examples=10000, num_epochs=1,
                        batch_size=64, learning_rate=1e-3, eval_batch_size=2000)
   config.augment.cutout = 0
-  final = train.train_and_evaluate(config, str(tmp_path))
+  final = experiment.train_and_evaluate(config, str(tmp_path))
   assert final['test_accuracy'] > 0.9
 
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
   config = tiny_config(num_epochs=1)
-  train.train_and_evaluate(config, str(tmp_path))
+  experiment.train_and_evaluate(config, str(tmp_path))
   saved = restore_params(str(tmp_path), config)
 
   dataset = data_lib.load_dataset('digits', image_size=config.image_size)
@@ -155,22 +156,22 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
 
 @pytest.mark.usefixtures('collect_abandoned_restores')
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
-  train.train_and_evaluate(tiny_config(num_epochs=1), str(tmp_path))
+  experiment.train_and_evaluate(tiny_config(num_epochs=1), str(tmp_path))
   for root, _, files in os.walk(tmp_path / 'checkpoints' / '1'):
     for name in files:
       with open(os.path.join(root, name), 'wb') as f:
         f.write(b'garbage')
   with pytest.raises(CheckpointError, match='checkpoint of epoch 1 .* is corrupt') as error:
-    train.train_and_evaluate(tiny_config(num_epochs=2), str(tmp_path))
+    experiment.train_and_evaluate(tiny_config(num_epochs=2), str(tmp_path))
   assert not isinstance(error.value, CheckpointMismatchError)
   assert 'train in a new workdir' in str(error.value)  # no earlier epoch to fall back to
 
 
 @pytest.mark.usefixtures('collect_abandoned_restores')
 def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
-  train.train_and_evaluate(tiny_config(num_epochs=1), str(tmp_path))
+  experiment.train_and_evaluate(tiny_config(num_epochs=1), str(tmp_path))
   with pytest.raises(CheckpointMismatchError, match='holds another network') as error:
-    train.train_and_evaluate(tiny_config(num_epochs=2, num_hidden=48), str(tmp_path),
+    experiment.train_and_evaluate(tiny_config(num_epochs=2, num_hidden=48), str(tmp_path),
                              allow_config_change=True)
   assert 'delete' not in str(error.value)
 
@@ -191,20 +192,20 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
 ])
 def test_impossible_config_values(tmp_path, overrides, message):
   with pytest.raises(ValueError, match=message):
-    train.train_and_evaluate(tiny_config(**overrides), str(tmp_path))
+    experiment.train_and_evaluate(tiny_config(**overrides), str(tmp_path))
 
 
 def test_unknown_dataset_names_every_place_looked(tmp_path, monkeypatch):
   monkeypatch.delenv('JAXLOCAL_DATA_DIR', raising=False)
   with pytest.raises(data_lib.DatasetNotFoundError) as error:
-    train.train_and_evaluate(tiny_config(dataset='imagenot', data_dir=str(tmp_path)),
+    experiment.train_and_evaluate(tiny_config(dataset='imagenot', data_dir=str(tmp_path)),
                              str(tmp_path / 'w'))
   assert 'imagenot.npz' in str(error.value) and 'data_dir' in str(error.value)
 
 
 def test_missing_data_folder(tmp_path):
   with pytest.raises(data_lib.DatasetNotFoundError, match='does not exist'):
-    train.train_and_evaluate(tiny_config(dataset='mnist', data_dir=str(tmp_path / 'nowhere')),
+    experiment.train_and_evaluate(tiny_config(dataset='mnist', data_dir=str(tmp_path / 'nowhere')),
                              str(tmp_path / 'w'))
 
 
@@ -213,5 +214,5 @@ def test_labels_out_of_range(tmp_path):
   np.savez(tmp_path / 'mnist.npz', x_train=x, y_train=np.full(8, 12, np.uint8), x_test=x,
            y_test=np.zeros(8, np.uint8))
   with pytest.raises(data_lib.DatasetFormatError, match='label'):
-    train.train_and_evaluate(tiny_config(dataset='mnist', data_dir=str(tmp_path), batch_size=4),
+    experiment.train_and_evaluate(tiny_config(dataset='mnist', data_dir=str(tmp_path), batch_size=4),
                              str(tmp_path / 'w'))

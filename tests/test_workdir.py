@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from jaxlocal import experiment
 from jaxlocal import train
 from jaxlocal import workdir as workdir_lib
 from jaxlocal.checkpoint import CheckpointError
@@ -37,17 +38,17 @@ def test_changed_fields_ignores_run_fields_and_new_fields():
 
 def test_rejected_rerun_changes_nothing_and_an_allowed_one_is_recorded(tmp_path, capsys):
   workdir = str(tmp_path)
-  train.train_and_evaluate(small_config(num_epochs=1), workdir)
+  experiment.train_and_evaluate(small_config(num_epochs=1), workdir)
   before = snapshot(tmp_path)
   with pytest.raises(workdir_lib.WorkdirConflictError) as error:
-    train.train_and_evaluate(small_config(num_epochs=2, learning_rate=0.01), workdir)
+    experiment.train_and_evaluate(small_config(num_epochs=2, learning_rate=0.01), workdir)
   assert 'learning_rate (0.002 -> 0.01)' in str(error.value)
   assert 'allow_config_change=True' in str(error.value)
   assert '--' not in str(error.value)  # the Python API is not told about flags
   assert snapshot(tmp_path) == before
   capsys.readouterr()
 
-  train.train_and_evaluate(small_config(num_epochs=2, learning_rate=0.01), workdir,
+  experiment.train_and_evaluate(small_config(num_epochs=2, learning_rate=0.01), workdir,
                            allow_config_change=True)
   assert f'resumed from epoch 1 ({tmp_path}/checkpoints/1)' in capsys.readouterr().out
   history = [json.loads(line) for line in (tmp_path / 'config_history.jsonl').open()]
@@ -56,7 +57,7 @@ def test_rejected_rerun_changes_nothing_and_an_allowed_one_is_recorded(tmp_path,
   assert json.loads((tmp_path / 'config.json').read_text())['learning_rate'] == 0.01
 
   # num_epochs and progress_bar are free; below the epochs reached there is nothing to train
-  train.train_and_evaluate(small_config(num_epochs=1, learning_rate=0.01, progress_bar=True),
+  experiment.train_and_evaluate(small_config(num_epochs=1, learning_rate=0.01, progress_bar=True),
                            workdir)
   out = capsys.readouterr().out
   assert 'had already reached epoch 2 (num_epochs=1): nothing to train' in out
@@ -67,14 +68,14 @@ def test_rejected_rerun_changes_nothing_and_an_allowed_one_is_recorded(tmp_path,
 
 def test_a_fresh_workdir_writes_its_config_only_once_accepted(tmp_path):
   with pytest.raises(ValueError, match="unknown loss 'predsimm'"):
-    train.train_and_evaluate(small_config(loss='predsimm'), str(tmp_path / 'w'))
+    experiment.train_and_evaluate(small_config(loss='predsimm'), str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()
 
 
 @pytest.mark.usefixtures('collect_abandoned_restores')
 @pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')  # orbax's reads
 def test_only_a_corrupt_checkpoint_is_advised_away(tmp_path):
-  train.train_and_evaluate(small_config(num_epochs=2, checkpoints_to_keep=3), str(tmp_path))
+  experiment.train_and_evaluate(small_config(num_epochs=2, checkpoints_to_keep=3), str(tmp_path))
   data_files = [os.path.join(root, name)
                 for root, _, names in os.walk(tmp_path / 'checkpoints' / '2')
                 for name in names if os.sep + 'd' + os.sep in os.path.join(root, name)]
@@ -84,7 +85,7 @@ def test_only_a_corrupt_checkpoint_is_advised_away(tmp_path):
       f.truncate(10)
   config_before = (tmp_path / 'config.json').read_bytes()
   with pytest.raises(CheckpointError) as error:
-    train.train_and_evaluate(small_config(num_epochs=3, checkpoints_to_keep=3), str(tmp_path))
+    experiment.train_and_evaluate(small_config(num_epochs=3, checkpoints_to_keep=3), str(tmp_path))
   message = str(error.value)
   assert 'checkpoint of epoch 2' in message and 'is corrupt' in message
   assert f'delete {tmp_path}/checkpoints/2 to resume from epoch 1' in message

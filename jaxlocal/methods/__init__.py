@@ -1,6 +1,11 @@
-"""One module per paper: each exposes ``check_config(config)`` and either
-``build(config, dataset, steps_per_epoch) -> Learner`` (and optionally ``finish(config, dataset)``,
-the run's end-of-training hook) or ``phases(config, dataset) -> [Phase]``."""
+"""One module per paper, each with the same two functions:
+
+- ``check_config(config)``: raises ValueError naming the first impossible value of its fields;
+- ``phases(config, dataset) -> [Phase]`` (:mod:`jaxlocal.phases`): what the run trains, in
+  order; :func:`jaxlocal.phases.single_phase` for the methods that train one learner.
+
+:mod:`jaxlocal.experiment` resolves ``config.method`` here; nothing below it imports this.
+"""
 
 from __future__ import annotations
 

@@ -33,12 +33,12 @@ from jaxlocal import data as data_lib
 from jaxlocal import precision
 from jaxlocal.blocks import (Block, Learner, TrainState, apply_block, apply_gradients,
                              make_learner)
-from jaxlocal.evaluation import class_distance_ratio
+from jaxlocal.evaluate import class_distance_ratio
 from jaxlocal.models.associated import (Bridge, InversePathHead, SigmoidDense, apply,
                                         forward_modules)
 from jaxlocal.objectives.base import accuracy, batch_mean, classifier
 from jaxlocal.optim import fraction_decay, make_optimizer
-from jaxlocal.parallel.stages import Stage, StagedLearner, check_bounds
+from jaxlocal.phases import Phase, single_phase
 
 FORWARD, TARGET = 'forward', 'target'
 GROUP_OF_PART = {'f': FORWARD, 'b': FORWARD, 'g': TARGET, 'h': TARGET}
@@ -157,27 +157,15 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
     metrics['accuracy'] = metrics[f'depth{depth}/accuracy']
     return metrics
 
-  def staged(bounds):
-    """Pipeline stages of consecutive blocks; (s_i, t_i) travel forward together."""
-    edges = check_bounds(bounds, depth)
-    groups = list(zip(edges, edges[1:]))
-
-    def stage(a, b):
-      def step(state, x, batch, rng):
-        del rng
-        s, t = (x, targets(batch)) if a == 0 else x
-        state, metrics, out = update(state, s, t, batch, first=a)
-        return state, out, metrics
-      return Stage(step, f'block{a + 1}..block{b}')
-
-    split = lambda state: tuple(
-        state.replace(params=state.params[a:b], batch_stats=state.batch_stats[a:b],
-                      opt_state=state.opt_state[a:b]) for a, b in groups)
-    cat = lambda states, field: tuple(x for st in states for x in getattr(st, field))
-    merge = lambda states: states[0].replace(params=cat(states, 'params'),
-                                             batch_stats=cat(states, 'batch_stats'),
-                                             opt_state=cat(states, 'opt_state'))
-    return StagedLearner(tuple(stage(a, b) for a, b in groups), split, merge)
+  def stage_step(a: int, b: int):
+    """Blocks a … b-1 alone (a pipeline stage); (s_i, t_i) travel forward together."""
+    del b  # the stage's state holds just its blocks
+    def step(state, x, batch, rng):
+      del rng
+      s, t = (x, targets(batch)) if a == 0 else x
+      state, metrics, out = update(state, s, t, batch, first=a)
+      return state, out, metrics
+    return step
 
   def predict(state, x, ell):
     s = x
@@ -185,7 +173,7 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
       s, _ = forward(i, state.params[i]['f'], state.batch_stats[i], s, train=False)
     return decode(state.params, s, ell)
 
-  return Learner(init, train_step, eval_step, staged=staged,
+  return Learner(init, train_step, eval_step, stage_step=stage_step,
                  block_names=tuple(f'block{i + 1}' for i in range(depth))), predict
 
 
@@ -239,7 +227,7 @@ def block_representations(config, state, x: jax.Array) -> list[jax.Array]:
   return outputs
 
 
-def finish(config, dataset):
+def metafeatures_writer(config, dataset):
   """The run's finish hook: each block's inter/intra class distance ratio on the test set
   (at most ``associated.metafeature_examples`` examples) in ``metafeatures.json``."""
   def write_metafeatures(state, workdir):
@@ -252,3 +240,8 @@ def finish(config, dataset):
     print('inter/intra class distance ratio per block: ' + ' '.join(
         f'{name}={r["ratio"]:.3f}' for name, r in ratios.items()), flush=True)
   return write_metafeatures
+
+
+def phases(config, dataset) -> list[Phase]:
+  """One phase: :func:`build`'s learner, then the blocks' class-distance metafeatures."""
+  return single_phase(config, dataset, build, finish=metafeatures_writer(config, dataset))

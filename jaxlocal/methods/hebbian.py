@@ -1,6 +1,6 @@
 """Krotov & Hopfield (2019), "Unsupervised learning by competing hidden units".
 
-Training is a sequence of phases (:class:`jaxlocal.schedules.Phase`):
+Training is a sequence of phases (:class:`jaxlocal.phases.Phase`):
 
 1. one unsupervised phase per Hebbian layer (``hebbian.hidden``, e.g. ``(2000,)``), each an
    explicit jitted update (:mod:`jaxlocal.rules.hebbian`, no autodiff) on the codes of the layer
@@ -36,7 +36,7 @@ from jaxlocal.optim import piecewise_epochs
 from jaxlocal.plots import plot_convergence, plot_receptive_fields
 from jaxlocal.rules import hebbian as rule
 from jaxlocal.precision import compute_dtype
-from jaxlocal.schedules import Phase
+from jaxlocal.phases import Phase
 
 RULES = ('ranking', 'exact')
 CODE_SCALES = ('example', 'dataset')

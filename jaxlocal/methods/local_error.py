@@ -21,6 +21,7 @@ from jaxlocal.models.vgg import parse_arch, vgg_blocks
 from jaxlocal.objectives.base import classifier
 from jaxlocal.objectives.local_error import LOSSES, local_error
 from jaxlocal.optim import optimizer_from_config
+from jaxlocal.phases import Phase, single_phase
 from jaxlocal.precision import compute_dtype
 
 MODES = LOSSES + ('glob', 'glob+sim')
@@ -101,3 +102,8 @@ def build(config, dataset, steps_per_epoch: int) -> Learner:
     frozen = [optax.set_to_zero()] * (len(blocks) - 1)
     return make_learner(blocks, frozen + [optimizer], detach=True, compute_dtype=dtype)
   return make_learner(blocks, optimizer, detach=config.loss in LOSSES, compute_dtype=dtype)
+
+
+def phases(config, dataset) -> list[Phase]:
+  """One phase: :func:`build`'s learner on the config's loop fields."""
+  return single_phase(config, dataset, build)

@@ -31,6 +31,7 @@ from jaxlocal.models.sae import SAE_TYPES, FinalClassifier, KeepInput, SAEHead
 from jaxlocal.models.vgg import vgg_blocks
 from jaxlocal.objectives.base import accuracy, classifier
 from jaxlocal.objectives.sae import supervised_autoencoder
+from jaxlocal.phases import Phase, single_phase
 from jaxlocal.precision import apply_module, compute_dtype
 from jaxlocal.schedules import BlockSchedule
 from jaxlocal.semi_supervised import with_labelled_subset
@@ -132,3 +133,8 @@ def print_parameter_counts(config, image_shape, num_classes: int) -> None:
   """Prints :func:`parameter_counts` in millions."""
   for name, count in parameter_counts(config, image_shape, num_classes).items():
     print(f'{name}: {count / 1e6:.2f}M')
+
+
+def phases(config, dataset) -> list[Phase]:
+  """One phase: :func:`build`'s learner on the config's loop fields."""
+  return single_phase(config, dataset, build)

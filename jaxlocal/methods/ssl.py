@@ -1,6 +1,6 @@
 """Self-supervised local learning (Tang, Yang & Amit 2022), then a linear probe.
 
-A run has two phases (:class:`jaxlocal.schedules.Phase`):
+A run has two phases (:class:`jaxlocal.phases.Phase`):
 
 1. ``encoder``: the encoder (``model``: conv6, vgg6, mnist3) trains on two views of every image
    (``augment``, ``views=2``) with a two-view loss on a 64-wide bias-free linear embedding:
@@ -45,7 +45,9 @@ from jaxlocal.models.dtp import DTPForward, DTPInverse
 from jaxlocal.objectives.contrastive import LOSSES, two_view_loss, two_view_objective
 from jaxlocal.rules.dtp import apply_forward, make_dtp_learner
 from jaxlocal.precision import compute_dtype
-from jaxlocal.schedules import BlockSchedule, Phase
+from jaxlocal.evaluate import evaluate, make_eval_step
+from jaxlocal.phases import Phase
+from jaxlocal.schedules import BlockSchedule
 
 SCHEMES = ('e2e', 'gll', 'rll', 'random')
 UPDATES = ('bp', 'rf', 'urf', 'dtp')
@@ -207,7 +209,6 @@ class ProbeData:
   def finish(self, state, workdir: str) -> None:
     if self.deformed is None:
       return
-    from jaxlocal.train import evaluate, make_eval_step  # the loop imports the methods
     features = dataclasses.replace(self.target, x_test=self.deformed,
                                    mean=np.zeros(1, np.float32), std=np.ones(1, np.float32))
     metrics = evaluate(make_eval_step(self.probe, features), state, self.deformed,

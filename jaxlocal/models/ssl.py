@@ -3,7 +3,7 @@
 Every layer is a bias-free 3×3 conv (stride 1, pad 1) → optional 2×2 max-pool → optional
 nonlinearity. ``feedback`` picks how the conv sends errors downwards: 'bp' (its own weights),
 'rf' (a fixed random B) or 'urf' (B updated with W's increment), via
-:mod:`jaxlocal.models.feedback`.
+:mod:`jaxlocal.models.feedback` (the rule: :mod:`jaxlocal.rules.feedback`).
 
 - ``conv6`` (CIFAR, 32×32): 32 Hardtanh | 32 pool | 64 Hardtanh | 64 pool | 512 pool → 4×4×512.
 - ``vgg6`` (STL-10 64×64 crops): 128 Hardtanh | 256 Hardtanh pool | 256 Hardtanh |

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxlocal.parallel.stages import StagedLearner, balance
+from jaxlocal.parallel.stages import StagedLearner, balance, stages_of
 
 
 def stage_seconds(staged: StagedLearner, states: Sequence, batch: dict, key: jax.Array, *,
@@ -64,6 +64,6 @@ def balanced_bounds(learner, state, batch: dict, key: jax.Array, num_stages: int
                     repeats: int = 3) -> tuple[int, ...]:
   """Stage bounds cutting ``learner``'s blocks into ``num_stages`` groups of nearly equal
   measured step time (one stage per block measured, then :func:`~jaxlocal.parallel.stages.balance`)."""
-  per_block = learner.staged(range(1, len(learner.block_names)))
+  per_block = stages_of(learner, range(1, len(learner.block_names)))
   costs = stage_seconds(per_block, per_block.split(state), batch, key, repeats=repeats)
   return balance(costs, num_stages)

@@ -47,6 +47,33 @@ def learner_stage(learner, output: Callable[[Any, Any], Any], name: str) -> Stag
   return Stage(step, name)
 
 
+def stages_of(learner, bounds: Sequence[int]) -> StagedLearner:
+  """``learner``'s blocks cut into pipeline stages, each starting at one of ``bounds`` (see
+  :func:`check_bounds`): stage k runs ``learner.stage_step(a, b)`` on its blocks a … b-1. Any
+  learner whose state keeps per-block tuples ``params``, ``batch_stats`` and ``opt_state`` and
+  that has a ``stage_step`` (a :class:`~jaxlocal.blocks.Learner` of local blocks, Associated
+  Learning) is split and merged the same way."""
+  if learner.stage_step is None:
+    raise ValueError('this learner cannot be cut into stages: its blocks do not all learn at '
+                     'once from local objectives')
+  names = learner.block_names
+  edges = check_bounds(bounds, len(names))
+  groups = list(zip(edges, edges[1:]))
+  fields = ('params', 'batch_stats', 'opt_state')
+
+  def split(state):
+    return tuple(state.replace(**{f: getattr(state, f)[a:b] for f in fields})
+                 for a, b in groups)
+
+  def merge(states):
+    return states[0].replace(**{f: tuple(x for s in states for x in getattr(s, f))
+                                for f in fields})
+
+  stages = tuple(Stage(learner.stage_step(a, b), f'{names[a]}..{names[b - 1]}')
+                 for a, b in groups)
+  return StagedLearner(stages, split, merge)
+
+
 def chain(*stages: Stage) -> StagedLearner:
   """Stages built apart (e.g. a Hebbian layer's :func:`learner_stage` and a head's block stage)
   as one network whose state is the tuple of the stages' states."""

@@ -1,6 +1,6 @@
 """t-SNE of one block's representation in several finished Associated Learning / BP runs.
 
-  python -m jaxlocal.tsne --workdirs=runs/al_mlp,runs/al_mlp_bp --block=2 --out=tsne_block2.png
+  python -m jaxlocal.tools.tsne --workdirs=runs/al_mlp,runs/al_mlp_bp --block=2 --out=tsne_block2.png
 
 Each workdir's saved config and last checkpoint are restored; the block's output s_ℓ on the first
 ``--examples`` test images is mapped to 2-D, one panel per run (the thesis' §3.3 figures).
@@ -15,7 +15,7 @@ from absl import app, flags
 from jaxlocal import data as data_lib
 from jaxlocal.methods.associated import block_representations
 from jaxlocal.plots import plot_tsne
-from jaxlocal.runs import restored_run
+from jaxlocal.tools.runs import restored_run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('workdirs', None, 'Finished runs of configs/al_*.py (AL or BP rows).')
@@ -27,7 +27,8 @@ flags.DEFINE_string('out', 'tsne.png', 'Path of the PNG.')
 def tsne_of_runs(workdirs, block: int, examples: int, out: str) -> None:
   panels = []
   for workdir in workdirs:
-    config, dataset, state = restored_run(workdir, 'associated')
+    run = restored_run(workdir, 'associated')
+    config, dataset, state = run.config, run.dataset, run.state
     x = data_lib.preprocess(None, dataset.x_test[:examples], mean=dataset.mean, std=dataset.std)
     outputs = block_representations(config, state, x)
     if not 1 <= block <= len(outputs):

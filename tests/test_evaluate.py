@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from jaxlocal.evaluation import class_distance_ratio
+from jaxlocal.evaluate import class_distance_ratio
 
 
 def np_mean_pairwise(points):

@@ -2,24 +2,24 @@
 BP runs, from their last checkpoint: the ``metafeatures.json`` a finished run writes, also for
 runs stopped before their last epoch.
 
-  python -m jaxlocal.metafeatures --workdirs=runs/al_cnn,runs/al_cnn_bp
+  python -m jaxlocal.tools.metafeatures --workdirs=runs/al_cnn,runs/al_cnn_bp
 """
 
 from __future__ import annotations
 
 from absl import app, flags
 
-from jaxlocal.methods.associated import finish
-from jaxlocal.runs import restored_run
+from jaxlocal.methods.associated import metafeatures_writer
+from jaxlocal.tools.runs import restored_run
 
 FLAGS = flags.FLAGS
 
 
 def write_metafeatures(workdir: str) -> None:
   """Writes ``<workdir>/metafeatures.json`` for the run's last checkpoint."""
-  config, dataset, state = restored_run(workdir, 'associated')
-  print(f'{workdir}: step {int(state.step)}')
-  finish(config, dataset)(state, workdir)
+  run = restored_run(workdir, 'associated')
+  print(f'{workdir}: step {int(run.state.step)}')
+  metafeatures_writer(run.config, run.dataset)(run.state, workdir)
 
 
 def main(argv):
@@ -32,6 +32,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  # defined here, not on import, so the module can be imported beside jaxlocal.tsne
+  # defined here, not on import, so the module can be imported beside jaxlocal.tools.tsne
   flags.DEFINE_list('workdirs', None, 'Runs of configs/al_*.py (AL or BP rows).')
   app.run(main)
