@@ -17,14 +17,13 @@ from jaxlocal import workdir as workdir_lib
 from jaxlocal.config_lib import ConfigError
 from jaxlocal.parallel.mesh import MeshSpec
 from jaxlocal.precision import compute_dtype
-from jaxlocal.train import fit_phases, per_process
+from jaxlocal.train import check_positive, fit_phases, per_process
 
 
 def check_config(config) -> None:
   """Raises ValueError naming the first impossible value among the loop's fields."""
-  for name in ('num_epochs', 'batch_size', 'eval_batch_size'):
-    if config[name] <= 0:
-      raise ValueError(f'{name} must be positive, got {config[name]}')
+  check_positive(num_epochs=config.num_epochs, batch_size=config.batch_size,
+                 eval_batch_size=config.eval_batch_size)
   if config.train_examples < 0:
     raise ValueError(f'train_examples must be >= 0 (0 = all), got {config.train_examples}')
   if config.image_size < 0:

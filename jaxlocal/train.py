@@ -47,7 +47,8 @@ class RunInterrupted(KeyboardInterrupt):
   """Ctrl-C during training; the message says which epoch is saved and how to resume."""
 
 
-def _check_positive(**values):
+def check_positive(**values):
+  """Raises ValueError naming the first of ``values`` (name=value) that is not positive."""
   for name, value in values.items():
     if value <= 0:
       raise ValueError(f'{name} must be positive, got {value}')
@@ -298,7 +299,7 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
                  eval_batch_size: int, checkpoints_to_keep: int, progress_bar: bool,
                  mesh: MeshSpec, title: str, on_accept: Callable[[str, int], None]):
   """Trains one phase (resuming it if checkpointed): returns (state, last epoch's record)."""
-  _check_positive(num_epochs=phase.num_epochs, eval_batch_size=eval_batch_size,
+  check_positive(num_epochs=phase.num_epochs, eval_batch_size=eval_batch_size,
                   checkpoints_to_keep=checkpoints_to_keep)
   learner, batch_size = phase.learner, phase.batch_size
   steps = data_lib.steps_per_epoch(len(dataset.x_train), batch_size)
