@@ -1,7 +1,12 @@
-"""The config fields every run has, with their defaults (the reference's defaults).
+"""The config fields of each method, with their defaults, and the fields that moved.
 
-Config files in ``configs/`` start from :func:`base_config` and change what their experiment
-needs; any field is overridable on the command line as ``--config.<field>=<value>``.
+:func:`run_config` holds the fields every run has (data, devices, reporting); each method's
+builder adds only what that method reads (:func:`base_config` for local error signals,
+:func:`hebbian_config`, :func:`associated_config`, :func:`ssl_config`, :func:`sae_config`).
+Config files in ``configs/`` start from one of them and state their rows' values in the file;
+any field is overridable on the command line as ``--config.<field>=<value>``. A field that moved
+into a method's section (:data:`MOVED_FIELDS`) is refused with a one-line error naming its new
+place, and :func:`migrated` brings an older workdir's ``config.json`` to today's layout.
 """
 
 from __future__ import annotations
@@ -14,14 +19,13 @@ class ConfigError(ValueError):
   the field and how to fix it (the command line prints it as one line, exit status 2)."""
 
 
-def base_config() -> ml_collections.ConfigDict:
-  """Every field a run reads. The first six are the public contract of the CLI."""
+def run_config() -> ml_collections.ConfigDict:
+  """The fields every run has, whatever its method: the data, the placement on devices and the
+  reporting. Each method's builder below adds the fields that method reads."""
   c = ml_collections.ConfigDict()
   # --- public contract ---
   c.dataset = 'cifar10'        # registry name, '<name>-<variant>', or any <name>.npz in data_dir
   c.data_dir = ''              # folder of <name>.npz files; '' = $JAXLOCAL_DATA_DIR, then TFDS
-  c.num_epochs = 400
-  c.batch_size = 128
   c.seed = 1
   c.train_examples = 0         # 0 = all; N = the first N training examples (quick runs)
   c.num_classes = 0            # 0 = the registry's, or the labels' (every class must occur)
@@ -46,9 +50,41 @@ def base_config() -> ml_collections.ConfigDict:
   c.augment.hue = 0.0          # <= 0.5
   c.augment.jitter_prob = 1.0  # probability of applying the colour jitter
   c.augment.grayscale_prob = 0.0   # probability of converting a view to grayscale
+  # --- method ---
+  c.method = 'local_error'
+  c.model = 'vgg8b'            # the method's network (see each builder below)
+  # --- devices (README "Scaling out") ---
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = 1              # devices along the data axis (batch split); -1 = all the rest
+  c.mesh.stage = 1             # pipeline stages: consecutive blocks on their own devices
+  c.mesh.stage_bounds = ()     # first block of each stage after the first; () = balance by cost
+  c.mesh.distributed = False   # call jax.distributed.initialize() (multi-host)
+  c.mesh.coordinator = ''      # 'host:port' of process 0; '' = detect (Slurm, MPI, TPU)
+  c.mesh.num_processes = 0
+  c.mesh.process_id = 0
+  c.compute_dtype = 'float32'  # or 'bfloat16': bf16 compute, f32 parameters, optimiser and loss
+  c.deterministic = False      # True: bitwise-reproducible GPU runs (jaxlocal/determinism.py)
+  # --- bookkeeping ---
+  c.checkpoints_to_keep = 2
+  c.progress_bar = True
+  return c
+
+
+def _one_phase_config(num_epochs: int, batch_size: int) -> ml_collections.ConfigDict:
+  """:func:`run_config` plus the fields of a run trained as one phase
+  (:func:`jaxlocal.phases.single_phase`): its epochs, batch and batch order."""
+  c = run_config()
+  c.num_epochs = num_epochs
+  c.batch_size = batch_size
   c.classes_per_batch = 0      # > 0: batches drawn from about this many classes (CIFAR-100 sim)
   c.classes_per_batch_until_epoch = 0   # ... during the first epochs only (0 = all epochs)
-  # --- method ---
+  return c
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The fields of Nøkland & Eidnes' local error signals (``method='local_error'``) with the
+  reference's defaults: the network, its local losses and the optimiser."""
+  c = _one_phase_config(num_epochs=400, batch_size=128)
   c.method = 'local_error'
   c.model = 'vgg8b'            # 'mlp', 'vgg8b', 'vgg11b' or 'vgg:<w>,<w>,M,...'
   c.loss = 'predsim'           # 'pred', 'sim', 'predsim', 'glob', 'glob+sim'
@@ -70,27 +106,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.lr_decay_factor = 0.25
   c.weight_decay = 0.0
   c.momentum = 0.0
-  # --- devices (README "Scaling out") ---
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.data = 1              # devices along the data axis (batch split); -1 = all the rest
-  c.mesh.stage = 1             # pipeline stages: consecutive blocks on their own devices
-  c.mesh.stage_bounds = ()     # first block of each stage after the first; () = balance by cost
-  c.mesh.distributed = False   # call jax.distributed.initialize() (multi-host)
-  c.mesh.coordinator = ''      # 'host:port' of process 0; '' = detect (Slurm, MPI, TPU)
-  c.mesh.num_processes = 0
-  c.mesh.process_id = 0
-  c.compute_dtype = 'float32'  # or 'bfloat16': bf16 compute, f32 parameters, optimiser and loss
-  c.deterministic = False      # True: bitwise-reproducible GPU runs (jaxlocal/determinism.py)
-  # --- bookkeeping ---
-  c.checkpoints_to_keep = 2
-  c.progress_bar = True
   return c
 
 
 def hebbian_config() -> ml_collections.ConfigDict:
   """The fields of Krotov & Hopfield's method (``method='hebbian'``) with the paper's MNIST
-  defaults; ``num_epochs`` / ``batch_size`` are the supervised top layer's."""
-  c = base_config()
+  defaults: section ``hebbian`` (the rule's layers) and section ``head`` (the supervised top
+  layer, with its own ``num_epochs`` and ``batch_size``)."""
+  c = run_config()
   c.method = 'hebbian'
   c.hebbian = ml_collections.ConfigDict(dict(
       hidden=(2000,),       # widths of stacked Hebbian layers, each trained on the codes below
@@ -111,16 +134,16 @@ def hebbian_config() -> ml_collections.ConfigDict:
       current='dot',        # features from W·v (Eq. 1) or 'p': the p-current used in learning
       lr_values=(1e-3, 5e-4, 1e-4, 5e-5, 1e-5),
       lr_boundaries=(100, 150, 200, 250),   # epochs where the next lr value starts
+      num_epochs=300,
+      batch_size=100,
   ))
-  c.num_epochs = 300
-  c.batch_size = 100
   return c
 
 
 def associated_config() -> ml_collections.ConfigDict:
   """The fields of Associated Learning (``method='associated'``): MLP_AL on MNIST with the
   thesis' recipe (batch 32, Adam 1e-4, 200 epochs); ``model`` is 'mlp' or 'cnn'."""
-  c = base_config()
+  c = _one_phase_config(num_epochs=200, batch_size=32)
   c.method = 'associated'
   c.model = 'mlp'
   c.dataset = 'mnist'
@@ -131,18 +154,17 @@ def associated_config() -> ml_collections.ConfigDict:
       metafeature_examples=2000,   # test examples for the final inter/intra distance ratios
       standardize_input=False,     # per-image standardisation before f_1 (the CIFAR recipe)
   ))
-  c.learning_rate = 1e-4
-  c.batch_size = 32
-  c.num_epochs = 200
+  c.learning_rate = 1e-4       # Adam, with the thesis' step decay over num_epochs
+  c.weight_decay = 0.0         # L2
   return c
 
 
 def ssl_config() -> ml_collections.ConfigDict:
   """The fields of self-supervised local learning (``method='ssl'``, Tang, Yang & Amit 2022):
   an encoder trained on two views by a contrastive loss (section ``ssl``), then a linear probe
-  on its frozen features (section ``probe``; the top-level ``num_epochs``, ``batch_size`` and
-  ``learning_rate`` are the probe's, Adam). Defaults: the MNIST-family experiment, GLL-BP."""
-  c = base_config()
+  on its frozen features (section ``probe``, with its own ``num_epochs``, ``batch_size`` and
+  ``learning_rate``, Adam). Defaults: the MNIST-family experiment, GLL-BP."""
+  c = run_config()
   c.method = 'ssl'
   c.model = 'mnist3'          # encoder: 'conv6' (CIFAR), 'vgg6' (STL-10), 'mnist3'
   c.dataset = 'fashion_mnist'
@@ -174,10 +196,10 @@ def ssl_config() -> ml_collections.ConfigDict:
           rotation=0.0, translate=0.0, scale=(1.0, 1.0), shear=0.0,
           brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0)),
       deform_seed=0,
+      num_epochs=200,
+      batch_size=1000,
+      learning_rate=1e-3,     # Adam
   ))
-  c.num_epochs = 200
-  c.batch_size = 1000
-  c.learning_rate = 1e-3
   c.augment.rotation = 20.0
   c.augment.translate = 0.15
   c.augment.scale = (0.8, 1.2)
@@ -190,7 +212,7 @@ def sae_config() -> ml_collections.ConfigDict:
   """The fields of semi-supervised SAE training (``method='sae'``, Theiler, Oktay & Frey): the
   paper's base configuration on CIFAR-10 (type C, 4000 labels, wave, dropout 0.1, Adam, batch
   64, 25 epochs per block: 9 × 25 in all)."""
-  c = base_config()
+  c = _one_phase_config(num_epochs=225, batch_size=64)
   c.method = 'sae'
   c.model = 'sae_vgg'
   c.sae = ml_collections.ConfigDict(dict(
@@ -204,8 +226,84 @@ def sae_config() -> ml_collections.ConfigDict:
       classifier_learning_rate=1e-4,   # the FC layers on the frozen features
   ))
   c.dropout = 0.1
-  c.batch_size = 64
-  c.num_epochs = 225
   c.augment.update(crop_padding=4, flip=True, rotation=10.0, brightness=0.2, contrast=0.2,
                    saturation=0.2)
   return c
+
+
+METHOD_CONFIGS = {'local_error': base_config, 'hebbian': hebbian_config,
+                  'associated': associated_config, 'ssl': ssl_config, 'sae': sae_config}
+
+# method -> {old top-level field: (its place now, whether an old value carries over to it)}.
+# Under hebbian and ssl the top-level num_epochs / batch_size / learning_rate used to mean the
+# head's or the probe's; they now live in that section.
+MOVED_FIELDS = {
+    'hebbian': {'num_epochs': ('head.num_epochs', True),
+                'batch_size': ('head.batch_size', True),
+                'learning_rate': ('head.lr_values', False)},   # the head's lr schedule
+    'ssl': {'num_epochs': ('probe.num_epochs', True),
+            'batch_size': ('probe.batch_size', True),
+            'learning_rate': ('probe.learning_rate', True)},
+}
+
+
+def moved_field_message(method: str, name: str) -> str | None:
+  """One line saying where field ``name`` of a ``method`` config went, or None if it did not
+  move."""
+  if name not in MOVED_FIELDS.get(method, {}):
+    return None
+  new, _ = MOVED_FIELDS[method][name]
+  section = new.partition('.')[0]
+  return (f"config field '{name}' moved: a {method} run's is '{new}' (--config.{new}); the "
+          f"top-level '{name}' no longer means the {section}'s")
+
+
+def check_moved_fields(config) -> None:
+  """Raises ConfigError when ``config`` sets a field that moved into a section of its
+  method (e.g. ``num_epochs`` on a hebbian config, now ``head.num_epochs``)."""
+  method = config.get('method', 'local_error')
+  for name in MOVED_FIELDS.get(method, {}):
+    if name in config:
+      raise ConfigError(moved_field_message(method, name))
+
+
+def _flat(record: dict, prefix: str = '') -> dict:
+  flat = {}
+  for key, value in record.items():
+    if isinstance(value, dict):
+      flat.update(_flat(value, f'{prefix}{key}.'))
+    else:
+      flat[prefix + key] = value
+  return flat
+
+
+def _nested(flat: dict) -> dict:
+  record = {}
+  for key, value in flat.items():
+    *sections, name = key.split('.')
+    node = record
+    for section in sections:
+      node = node.setdefault(section, {})
+    node[name] = value
+  return record
+
+
+def migrated(record: dict) -> dict:
+  """An older ``config.json`` record in today's layout: moved fields (:data:`MOVED_FIELDS`) in
+  their section, fields that its method never read (e.g. ``loss`` on a hebbian run) dropped.
+  A field the method has today but the record lacks stays absent (its default is what the old
+  run did). Records already in today's layout come back unchanged."""
+  method = record.get('method', 'local_error')
+  if method not in METHOD_CONFIGS:
+    return record
+  known = set(_flat(METHOD_CONFIGS[method]().to_dict()))
+  old = _flat(record)
+  new = {}
+  for key, value in old.items():
+    moved = MOVED_FIELDS.get(method, {}).get(key)
+    if moved and key not in known:
+      if moved[1] and moved[0] not in old:
+        new[moved[0]] = value
+    elif key in known:
+      new[key] = value
+  return _nested(new)

@@ -14,16 +14,18 @@ import jax
 from jaxlocal import data as data_lib
 from jaxlocal import methods
 from jaxlocal import workdir as workdir_lib
-from jaxlocal.config_lib import ConfigError
+from jaxlocal.config_lib import ConfigError, check_moved_fields
 from jaxlocal.parallel.mesh import MeshSpec
 from jaxlocal.precision import compute_dtype
 from jaxlocal.train import check_positive, fit_phases, per_process
 
 
 def check_config(config) -> None:
-  """Raises ValueError naming the first impossible value among the loop's fields."""
-  check_positive(num_epochs=config.num_epochs, batch_size=config.batch_size,
-                 eval_batch_size=config.eval_batch_size)
+  """Raises ValueError naming the first impossible value among the loop's fields (ConfigError
+  for a field that moved into a method's section)."""
+  check_moved_fields(config)
+  one_phase = {k: config[k] for k in ('num_epochs', 'batch_size') if k in config}
+  check_positive(**one_phase, eval_batch_size=config.eval_batch_size)
   if config.train_examples < 0:
     raise ValueError(f'train_examples must be >= 0 (0 = all), got {config.train_examples}')
   if config.image_size < 0:

@@ -43,7 +43,8 @@ def main(argv):
     config = _loaded_config()
     determinism.require(config.get('deterministic', False))  # before any backend starts
     initialize_distributed(config)  # multi-host: before anything touches a device
-    workdir = FLAGS.workdir or f'runs/{config.dataset}_{config.model}_{config.loss}'
+    workdir = FLAGS.workdir or f'runs/{config.dataset}_{config.model}_' + (
+        config.loss if 'loss' in config else config.method)
     experiment.train_and_evaluate(config, workdir,
                                   allow_config_change=FLAGS.allow_config_change)
 

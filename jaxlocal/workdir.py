@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Iterable
 
-from jaxlocal.config_lib import ConfigError
+from jaxlocal.config_lib import ConfigError, migrated
 
 CONFIG = 'config.json'
 HISTORY = 'config_history.jsonl'
@@ -28,7 +28,7 @@ HISTORY = 'config_history.jsonl'
 # placed on devices and reported. (mesh.stage and mesh.stage_bounds are not among them: they
 # change the training schedule.)
 RUN_FIELDS = frozenset({
-    'num_epochs', 'data_dir', 'progress_bar', 'eval_batch_size', 'checkpoints_to_keep',
+    'num_epochs', 'head.num_epochs', 'probe.num_epochs', 'data_dir', 'progress_bar', 'eval_batch_size', 'checkpoints_to_keep',
     'deterministic', 'mesh.data', 'mesh.distributed', 'mesh.coordinator',
     'mesh.num_processes', 'mesh.process_id',
 })
@@ -142,7 +142,7 @@ def check(config, workdir: str, *, allow_config_change: bool = False,
   if os.path.exists(path) and has_trained_epochs(workdir):
     try:
       with open(path) as f:
-        stored = json.load(f)
+        stored = migrated(json.load(f))  # an older layout's fields in their place now
     except (OSError, json.JSONDecodeError) as error:
       raise ConfigError(f'{path} cannot be read ({error}); the workdir record is damaged. '
                         'Use a new workdir, or restore that file.') from None

@@ -9,8 +9,8 @@ Training is a sequence of phases (:class:`jaxlocal.phases.Phase`):
    c = tanh(β S h) with the loss Σ|c − t|ᵐ (Eq. 1), or a cross-entropy head.
 
 ``hebbian.backprop=True`` trains the same-width network end to end instead (the paper's SGD
-baseline). Config sections: ``hebbian`` (the rule) and ``head`` (the top layer); the top-level
-``num_epochs`` and ``batch_size`` are the head's.
+baseline). Config sections: ``hebbian`` (the rule, with its epochs and batch) and ``head`` (the
+top layer, with its own ``head.num_epochs`` and ``head.batch_size``).
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ def check_config(config) -> None:
     raise ValueError('need hebbian.p >= 2, k >= 2, delta >= 0, lr > 0, num_epochs >= 1, '
                      f'batch_size >= 1; got p={h.p}, k={h.k}, delta={h.delta}, lr={h.lr}, '
                      f'num_epochs={h.num_epochs}, batch_size={h.batch_size}')
+  if head.num_epochs < 1 or head.batch_size < 1:
+    raise ValueError(f'need head.num_epochs >= 1 and head.batch_size >= 1; got '
+                     f'{head.num_epochs}, {head.batch_size}')
   if head.power <= 0 or head.m < 1 or head.temperature <= 0:
     raise ValueError(f'need head.power > 0, head.m >= 1 and head.temperature > 0; got '
                      f'{head.power}, {head.m}, {head.temperature}')
@@ -174,13 +177,13 @@ def phases(config, dataset: data_lib.Dataset) -> list[Phase]:
   check_config(config)
   h = config.hebbian
   num_classes = dataset.num_classes
-  head_steps = data_lib.steps_per_epoch(len(dataset.x_train), config.batch_size)
+  head_steps = data_lib.steps_per_epoch(len(dataset.x_train), config.head.batch_size)
   if h.backprop:
     blocks = [Block(PowerLayer(h.hidden[0], config.head.power), name='hidden'),
               _head(config, num_classes)]
     learner = make_learner(blocks, _head_optimizer(config, head_steps), detach=False,
                            compute_dtype=compute_dtype(config.compute_dtype))
-    return [Phase('', learner, config.num_epochs, config.batch_size,
+    return [Phase('', learner, config.head.num_epochs, config.head.batch_size,
                   data=lambda state, data: _raw_pixels(data))]
 
   rule_steps = data_lib.steps_per_epoch(len(dataset.x_train), h.batch_size)
@@ -198,7 +201,7 @@ def phases(config, dataset: data_lib.Dataset) -> list[Phase]:
                         finish=_plot_first_layer(dataset.image_shape, h.p) if first else None))
   head_learner = make_learner([_head(config, num_classes)], _head_optimizer(config, head_steps),
                               compute_dtype=compute_dtype(config.compute_dtype))
-  result.append(Phase('head', head_learner, config.num_epochs, config.batch_size,
+  result.append(Phase('head', head_learner, config.head.num_epochs, config.head.batch_size,
                       data=functools.partial(
                           _codes_of_previous, p=h.p, n=config.head.power,
                           unit_norm=first_layer_unit_norm(h, len(h.hidden) - 1),

@@ -18,8 +18,8 @@ A run has two phases (:class:`jaxlocal.phases.Phase`):
    W's increment); 'dtp' trains an E2E encoder by difference target propagation
    (:mod:`jaxlocal.rules.dtp`).
 2. ``probe``: a linear classifier per probed layer (``probe.blocks``) on the frozen features,
-   computed once, trained with Adam (top-level ``learning_rate``, ``num_epochs``,
-   ``batch_size``) on the encoder's dataset or on ``probe.dataset`` (transfer). With
+   computed once, trained with Adam (``probe.learning_rate``, ``probe.num_epochs``,
+   ``probe.batch_size``) on the encoder's dataset or on ``probe.dataset`` (transfer). With
    ``probe.deform`` set, the finished probes are also tested on a deformed copy of the test set
    (robustness.json).
 """
@@ -78,6 +78,10 @@ def check_config(config) -> None:
   if config.augment.views != 2:
     raise ValueError(f'the SSL losses compare two views of every image; set augment.views=2 '
                      f'(got {config.augment.views})')
+  if p.num_epochs < 1 or p.batch_size < 1 or p.learning_rate <= 0:
+    raise ValueError(f'need probe.num_epochs >= 1, probe.batch_size >= 1 and '
+                     f'probe.learning_rate > 0; got {p.num_epochs}, {p.batch_size}, '
+                     f'{p.learning_rate}')
   depth = encoder_depth(config)
   if not p.blocks or any(not -depth <= b < depth for b in p.blocks):
     raise ValueError(f'probe.blocks {tuple(p.blocks)} must name layers of the {depth}-layer '
@@ -235,12 +239,12 @@ def phases(config, dataset: data_lib.Dataset) -> list[Phase]:
   sizes = [shapes[i].size for i in layers]
   target = probe_dataset(config, dataset)
   probe = make_learner(probe_blocks(target.num_classes, sizes, [f'layer{i}' for i in layers]),
-                       optax.adam(config.learning_rate))
+                       optax.adam(config.probe.learning_rate))
   probe_data = ProbeData(config, dataset, target, encoder, features, layers, probe)
   result = []
   if s.scheme != 'random':
     result.append(Phase('encoder', encoder, encoder_epochs, s.batch_size,
                         data_lib.Augment(**config.augment)))
-  result.append(Phase('probe', probe, config.num_epochs, config.batch_size, data=probe_data,
+  result.append(Phase('probe', probe, config.probe.num_epochs, config.probe.batch_size, data=probe_data,
                       finish=probe_data.finish))
   return result

@@ -14,6 +14,7 @@ import ml_collections
 
 from jaxlocal import data as data_lib
 from jaxlocal import experiment, methods
+from jaxlocal.config_lib import migrated
 from jaxlocal.train import restored_states
 
 
@@ -35,7 +36,7 @@ def restored_run(workdir: str, method: str | None = None) -> RestoredRun:
   """The run in ``workdir`` at its last checkpoints; with ``method``, the run must be of that
   method."""
   with open(os.path.join(workdir, 'config.json')) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+    config = ml_collections.ConfigDict(migrated(json.load(f)))
   if method is not None and config.method != method:
     raise ValueError(f'{workdir} is a {config.method!r} run; this needs a {method!r} run')
   dataset = experiment.load_data(config)
