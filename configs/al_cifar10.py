@@ -3,7 +3,7 @@
   python -m jaxlocal.main --config=configs/al_cifar10.py:cnn --config.data_dir=../shared/data
   python -m jaxlocal.main --config=configs/al_cifar10.py:cnn_bp --config.data_dir=../shared/data
 
-Rows (jaxlocal/recipes.py), thesis test accuracy AL / BP: ``mlp`` (2 × Dense 3000, n = 3000)
+Rows (``ROWS`` and ``BACKPROP`` below), thesis test accuracy AL / BP: ``mlp`` (2 × Dense 3000, n = 3000)
 64.2 / 61.6 %; ``cnn`` (four blocks of two 3×3 convs, n = 256) 86.0 / 85.4 %; ``vgg`` (VGG_AL,
 n = 300, L2 1e-5, no BatchNorm) 92.6 / 93.1 % (``vgg_bp``: conv-BN-ReLU, L2 5e-4, as the
 thesis' BP VGG); ``resnet20`` / ``resnet32`` (the stem and three stages of 3 / 5 basic blocks
@@ -14,8 +14,28 @@ reference's random brightness and contrast run before that standardisation, whic
 brightness shift exactly and a contrast scaling almost exactly, so they are left out.
 """
 
-from jaxlocal.recipes import associated_learning_config
+from jaxlocal.recipes import associated_rows_config
+
+# associated_config's defaults: batch 32, Adam 1e-4 (targets 2e-4), 200 epochs, no L2.
+SHARED = dict(dataset='cifar10', augment=dict(crop_padding=4, flip=True),
+              associated=dict(standardize_input=True))
+ROWS = {
+    'mlp': dict(model='mlp', associated=dict(width=3000)),
+    'cnn': dict(model='cnn', associated=dict(width=256)),
+    'vgg': dict(model='vgg', weight_decay=1e-5, associated=dict(width=300)),
+    'resnet20': dict(model='resnet20', weight_decay=1e-4, num_epochs=300,
+                     associated=dict(width=300)),
+    'resnet32': dict(model='resnet32', weight_decay=1e-4, num_epochs=300,
+                     associated=dict(width=300)),
+}
+# '<row>_bp': the backprop baseline with these fields changed (the reference's BP VGG:
+# BatchNorm, L2 5e-4; BP ResNets: Adam 1e-3)
+BACKPROP = {
+    'vgg': dict(weight_decay=5e-4),
+    'resnet20': dict(learning_rate=1e-3),
+    'resnet32': dict(learning_rate=1e-3),
+}
 
 
 def get_config(row='cnn'):
-  return associated_learning_config('cifar10', row)
+  return associated_rows_config(SHARED, ROWS, BACKPROP, row, 'configs/al_cifar10.py')

@@ -8,10 +8,10 @@ Adam 5e-4, batch 128, dropout 0.2, LeakyReLU, pred heads of at most 2048 inputs,
 Needs cifar10.npz in --config.data_dir (or $JAXLOCAL_DATA_DIR), or TFDS's cifar10 prepared.
 """
 
-from jaxlocal.recipes import local_error_config
+from jaxlocal.recipes import config_file
 
 
 def get_config():
-  config = local_error_config('cifar10', 'vgg8b', default_row='vgg8b')
+  config = config_file('cifar10', 'vgg8b')  # the row of configs/cifar10.py
   config.loss = 'predsim'
   return config

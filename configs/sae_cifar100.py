@@ -4,8 +4,15 @@
   python -m jaxlocal.main --config=configs/sae_cifar100.py --config.data_dir=<folder>
 """
 
-from jaxlocal.recipes import sae_experiment_config
+from jaxlocal.config_lib import sae_config
+from jaxlocal.recipes import rows_config
+
+SHARED = dict(dataset='cifar100')
+ROWS = {
+    'base': dict(sae=dict(num_labels=10000)),
+    'full': dict(batch_size=126, sae=dict(num_labels=0)),
+}
 
 
 def get_config(row='base'):
-  return sae_experiment_config('cifar100', row)
+  return rows_config(sae_config, SHARED, ROWS, row, 'configs/sae_cifar100.py')

@@ -4,8 +4,20 @@
 
 """
 
-from jaxlocal.recipes import sae_experiment_config
+from jaxlocal.config_lib import sae_config
+from jaxlocal.recipes import rows_config
+
+# sae_config's recipe with 2-pixel crops, flips and ±10° rotations (no colour jitter)
+SHARED = dict(dataset='fashion_mnist',
+              augment=dict(crop_padding=2, flip=True, rotation=10.0, brightness=0.0,
+                           contrast=0.0, saturation=0.0))
+ROWS = {
+    'labels_100': dict(sae=dict(num_labels=100)),
+    'labels_1000': dict(sae=dict(num_labels=1000)),
+    'labels_1000_sequential': dict(sae=dict(num_labels=1000, schedule='sequential')),
+    'full': dict(sae=dict(num_labels=0)),
+}
 
 
 def get_config(row='labels_1000'):
-  return sae_experiment_config('fashion_mnist', row)
+  return rows_config(sae_config, SHARED, ROWS, row, 'configs/sae_fashion_mnist.py')

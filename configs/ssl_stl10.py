@@ -10,8 +10,18 @@ images, which the stored npz lacks: here it trains on the labelled training imag
 Adam 1e-4, 100 epochs; probe: Adam 5e-3, 200 epochs.
 """
 
-from jaxlocal.recipes import ssl_experiment_config
+from jaxlocal.recipes import SIMCLR_VIEWS, ssl_rows_config
+
+# The experiment's fields (ssl_config's defaults otherwise); the rows name the scheme and
+# update rule (jaxlocal/recipes.py: ssl_rows_config). Every row has the gradient block and the
+# "5 negatives" (the next 4 images, weighted 1/5).
+EXPERIMENT = dict(
+    dataset='stl10', model='vgg6', image_size=64, augment=SIMCLR_VIEWS,
+    ssl=dict(m2=3.0, batch_size=500, learning_rate=1e-4, num_epochs=100, negatives=4,
+             negative_weight=0.2, grad_block=True),
+    probe=dict(dataset='', num_epochs=200, batch_size=500, learning_rate=5e-3),
+)
 
 
 def get_config(row='e2e_bp'):
-  return ssl_experiment_config('stl10', row)
+  return ssl_rows_config(EXPERIMENT, row, 'configs/ssl_stl10.py')
