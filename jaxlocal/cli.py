@@ -19,7 +19,7 @@ import sys
 from absl import app, flags
 
 from jaxlocal.checkpoint import CheckpointError
-from jaxlocal.config_lib import ConfigError
+from jaxlocal.config_lib import ConfigError, moved_field_message
 from jaxlocal.data.errors import DatasetFormatError, DatasetNotFoundError
 from jaxlocal.train import RunInterrupted, TrainingDivergedError
 from jaxlocal.workdir import WorkdirConflictError
@@ -82,8 +82,8 @@ def reported_errors(debug: bool = False):
     fail(str(error), FAILURE)
 
 
-def _config_fields(argv) -> list[str]:
-  """Every field (dotted) of the config file named by ``--config=<file>[:<arg>]``, or []."""
+def _config_file(argv):
+  """The config of the file named by ``--config=<file>[:<arg>]``, or None."""
   for arg in argv:
     if arg.startswith('--config='):
       path, _, config_arg = arg[len('--config='):].partition(':')
@@ -91,11 +91,16 @@ def _config_fields(argv) -> list[str]:
         spec = importlib.util.spec_from_file_location('_jaxlocal_config', path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        config = module.get_config(config_arg) if config_arg else module.get_config()
-        return _dotted(config.to_dict())
+        return module.get_config(config_arg) if config_arg else module.get_config()
       except Exception:  # pylint: disable=broad-except  (no suggestions then)
-        return []
-  return []
+        return None
+  return None
+
+
+def _config_fields(argv) -> list[str]:
+  """Every field (dotted) of the config file named by ``--config=<file>[:<arg>]``, or []."""
+  config = _config_file(argv)
+  return [] if config is None else _dotted(config.to_dict())
 
 
 def _dotted(tree: dict, prefix: str = '') -> list[str]:
@@ -106,6 +111,10 @@ def _dotted(tree: dict, prefix: str = '') -> list[str]:
 
 
 def _unknown_field(field: str, argv) -> str:
+  config = _config_file(argv)
+  moved = config is not None and moved_field_message(config.get('method', ''), field)
+  if moved:
+    return moved
   close = difflib.get_close_matches(field, _config_fields(argv), n=1, cutoff=0.6)
   hint = f'; did you mean --config.{close[0]}?' if close else ''
   return f'unknown config field {field!r} (--config.{field}){hint}'
@@ -113,7 +122,7 @@ def _unknown_field(field: str, argv) -> str:
 
 def flag_error_message(error: Exception, argv) -> str:
   """absl's flag error, or ml_collections' override error, as one line; an unknown
-  ``--config.<field>`` gets a did-you-mean."""
+  ``--config.<field>`` gets a did-you-mean, or where it moved (:data:`MOVED_FIELDS`)."""
   if isinstance(error, flags.UnrecognizedFlagError) and error.flagname.startswith('config.'):
     return _unknown_field(error.flagname[len('config.'):], argv)
   if not isinstance(error, flags.Error):  # ml_collections: an override of a missing field

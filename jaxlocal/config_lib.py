@@ -252,10 +252,13 @@ def moved_field_message(method: str, name: str) -> str | None:
   move."""
   if name not in MOVED_FIELDS.get(method, {}):
     return None
-  new, _ = MOVED_FIELDS[method][name]
+  new, same_value = MOVED_FIELDS[method][name]
   section = new.partition('.')[0]
-  return (f"config field '{name}' moved: a {method} run's is '{new}' (--config.{new}); the "
-          f"top-level '{name}' no longer means the {section}'s")
+  if not same_value:
+    return (f"method={method!r} has no top-level '{name}': the {section}'s learning rates are "
+            f"'{new}' (--config.{new}), one per span of '{section}.lr_boundaries'")
+  return (f"config field '{name}' moved: with method={method!r} it is '{new}' "
+          f"(--config.{new}); the top-level '{name}' no longer means the {section}'s")
 
 
 def check_moved_fields(config) -> None:
