@@ -41,7 +41,9 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   config = FLAGS.config
-  batch_size = FLAGS.batch_size or config.batch_size
+  # the Hebbian rule's own batch (learner_of times the rule's learner)
+  batch_size = FLAGS.batch_size or (config.hebbian.batch_size if config.method == 'hebbian'
+                                    else config.batch_size)
   learner, info = learner_of(config)
   batch = random_batch(info, batch_size)
   if config.method == 'hebbian':

@@ -13,7 +13,10 @@ from absl import flags
 from jaxlocal import flops, methods
 from jaxlocal.data import dataset_info
 from jaxlocal.methods import ssl
-from jaxlocal.recipes import ssl_experiment_config
+from jaxlocal.recipes import CONFIGS, config_file
+
+# the SSL experiments: configs/ssl_<experiment>.py
+SSL_EXPERIMENTS = tuple(sorted(p.stem[len('ssl_'):] for p in CONFIGS.glob('ssl_*.py')))
 
 
 def device_name() -> str:
@@ -39,7 +42,7 @@ def ssl_encoder(experiment: str, spec: str, batch_size: int = 0, steps_per_epoch
   input shape (0 = the row's ssl.batch_size), A views first.
   """
   row, _, layer = spec.partition('@')
-  config = ssl_experiment_config(experiment, row)
+  config = config_file(f'ssl_{experiment}', row)
   if layer and config.ssl.scheme != 'gll':
     raise ValueError(f'{spec!r}: only greedy layer-wise rows (gll_*) take an @layer')
   learner, _, _ = ssl.encoder_learner(config, steps_per_epoch)

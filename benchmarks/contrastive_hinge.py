@@ -20,10 +20,9 @@ from unittest import mock
 import jax
 from absl import app, flags
 
-from common import TimeBudget, define_max_seconds_flag, report, ssl_encoder
+from common import SSL_EXPERIMENTS, TimeBudget, define_max_seconds_flag, report, ssl_encoder
 from jaxlocal.objectives import contrastive
 from jaxlocal.parallel.cost import median_seconds, step_seconds
-from jaxlocal.recipes import SSL_EXPERIMENTS
 
 flags.DEFINE_list('batch_sizes', ['250', '500', '1000'], 'Anchors per batch (2B views).')
 flags.DEFINE_integer('embedding', 64, 'Embedding width D of the loss-only rows.')

@@ -17,9 +17,8 @@ Run time: per row one compilation, a warm-up and ``--repeats`` steps; a row star
 import jax
 from absl import app, flags
 
-from common import TimeBudget, define_max_seconds_flag, report, ssl_encoder
+from common import SSL_EXPERIMENTS, TimeBudget, define_max_seconds_flag, report, ssl_encoder
 from jaxlocal.parallel.cost import step_seconds
-from jaxlocal.recipes import SSL_EXPERIMENTS
 
 flags.DEFINE_enum('experiment', 'hinge_fmnist_to_mnist', sorted(SSL_EXPERIMENTS),
                   'SSL experiment (configs/ssl_<experiment>.py).')

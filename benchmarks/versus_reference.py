@@ -49,7 +49,7 @@ from common import device_name, random_batch, report  # noqa: E402
 from reference_script import load_reference, random_batches  # noqa: E402
 from jaxlocal.data import dataset_info  # noqa: E402
 from jaxlocal.methods import local_error  # noqa: E402
-from jaxlocal.recipes import local_error_config  # noqa: E402
+from jaxlocal.recipes import config_file  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOSSES = ('predsim', 'pred', 'glob', 'bpf')
@@ -77,7 +77,7 @@ FLAGS = flags.FLAGS
 def row_config(loss: str):
   """The jaxlocal config of a row: the recipe of --dataset/--model (its bpf row for 'bpf')."""
   row = f'{FLAGS.model}_bpf' if loss == 'bpf' and FLAGS.model != 'mlp' else FLAGS.model
-  c = local_error_config(FLAGS.dataset, row, row)
+  c = config_file(FLAGS.dataset, row)
   c.loss = 'predsim' if loss == 'bpf' else loss
   c.bpf = loss == 'bpf'
   if loss == 'bpf' and FLAGS.model == 'mlp':

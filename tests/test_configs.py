@@ -16,7 +16,8 @@ from jaxlocal import methods
 from jaxlocal.blocks import init_blocks, param_count
 from jaxlocal.data import DATASETS
 from jaxlocal.methods.local_error import network_blocks
-from jaxlocal.recipes import RECIPES, local_error_config
+from jaxlocal.config_lib import MOVED_FIELDS, ConfigError, check_moved_fields
+from jaxlocal.recipes import config_file
 
 CONFIG_FILES = sorted(p.stem for p in (REPO / 'configs').glob('*.py'))
 VARIANTS = {'hebbian_mnist': ('quick', 'sgd'), 'hebbian_cifar10': ('quick', 'sgd'), 'al_mnist': ('cnn', 'mlp_bp', 'cnn_bp'),
@@ -31,10 +32,18 @@ VARIANTS = {'hebbian_mnist': ('quick', 'sgd'), 'hebbian_cifar10': ('quick', 'sgd
             'sae_cifar100': ('full',), 'sae_mnist': ('labels_100', 'labels_1000_sequential'),
             'sae_fashion_mnist': ('full',)}
 
-def load_config_file(name, arg=None):
+LOCAL_ERROR_FILES = ('cifar10', 'cifar100', 'fashion_mnist', 'kmnist', 'mnist', 'stl10', 'svhn')
+
+
+def config_module(name):
   spec = importlib.util.spec_from_file_location(name, REPO / 'configs' / f'{name}.py')
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
+  return module
+
+
+def load_config_file(name, arg=None):
+  module = config_module(name)
   return module.get_config() if arg is None else module.get_config(arg)
 
 
@@ -52,12 +61,12 @@ def forward_params(config, num_classes=10):
     ('fashion_mnist', 'vgg8b_2x', 10, 28.2), ('cifar100', 'vgg8b', 100, 9.0),
 ])
 def test_parameter_counts_match_the_reference(dataset, row, classes, millions):
-  assert round(forward_params(local_error_config(dataset, row, row), classes) / 1e6, 1) == millions
+  assert round(forward_params(config_file(dataset, row), classes) / 1e6, 1) == millions
 
 
-@pytest.mark.parametrize('dataset', sorted(RECIPES))
+@pytest.mark.parametrize('dataset', LOCAL_ERROR_FILES)
 def test_every_row_of_every_config_file_builds(dataset):
-  for row in RECIPES[dataset][1]:
+  for row in config_module(dataset).ROWS:
     for loss in ('pred', 'sim', 'predsim', 'glob', 'glob+sim'):
       config = load_config_file(dataset, row)
       config.loss = loss
@@ -75,7 +84,7 @@ def test_every_row_of_every_config_file_builds(dataset):
 def _every_config():
   for name in CONFIG_FILES:
     yield name, None
-    rows = RECIPES[name][1] if name in RECIPES else ()
+    rows = config_module(name).ROWS if name in LOCAL_ERROR_FILES else ()
     for arg in (*rows, *VARIANTS.get(name, ())):
       yield name, arg
 
@@ -153,3 +162,48 @@ def test_cli_runs_quickstart_with_overrides(tmp_path):
   record = json.loads((tmp_path / 'metrics.jsonl').read_text().splitlines()[-1])
   assert record['epoch'] == 1 and 'test/conv1/accuracy' in record
   assert json.loads((tmp_path / 'config.json').read_text())['train_examples'] == 512
+
+
+@pytest.mark.parametrize('name', [n for n in CONFIG_FILES if n not in ('quickstart', 'predsim_vgg8b')])
+def test_a_misspelt_field_in_a_config_files_table_is_refused(name):
+  """Each file's tables (SHARED, ROWS, BACKPROP, EXPERIMENT) go through one check: a field the
+  method's config lacks is a ConfigError naming the file, the table and the field."""
+  module = config_module(name)
+  table = next(t for t in ('SHARED', 'EXPERIMENT') if hasattr(module, t))
+  getattr(module, table)['augment'] = {**getattr(module, table).get('augment', {}), 'cutuot': 3}
+  with pytest.raises(ConfigError, match=rf"configs/{name}.py {table}: unknown config field "
+                                        r"'augment.cutuot'"):
+    module.get_config()
+
+
+def test_a_misspelt_field_in_a_row_is_refused_naming_the_row():
+  module = config_module('mnist')
+  module.ROWS['vgg8b'] = dict(module.ROWS['vgg8b'], dropuot=0.3)
+  with pytest.raises(ConfigError, match=r"configs/mnist.py ROWS\['vgg8b'\]: unknown config field "
+                                        r"'dropuot'"):
+    module.get_config('vgg8b')
+
+
+@pytest.mark.parametrize('method, field', [(m, f) for m in MOVED_FIELDS for f in MOVED_FIELDS[m]])
+def test_a_moved_field_set_from_python_is_a_config_error_naming_its_place(method, field):
+  config = config_file('hebbian_mnist' if method == 'hebbian' else 'ssl_cifar')
+  assert field not in config  # the top-level field is gone from the method's config
+  config[field] = 1
+  with pytest.raises(ConfigError, match=rf"'{MOVED_FIELDS[method][field][0]}'") as error:
+    check_moved_fields(config)
+  assert '\n' not in str(error.value)
+
+
+@pytest.mark.parametrize('args, place', [
+    (['--config=configs/hebbian_mnist.py:quick', '--config.num_epochs=5'], 'head.num_epochs'),
+    (['--config=configs/hebbian_mnist.py', '--config.learning_rate=0.1'], 'head.lr_values'),
+    (['--config=configs/ssl_cifar.py:gll_bp', '--config.batch_size=8'], 'probe.batch_size'),
+])
+def test_a_moved_field_on_the_command_line_is_one_line_and_exit_2(tmp_path, args, place):
+  result = subprocess.run([sys.executable, '-m', 'jaxlocal.main', *args,
+                           f'--workdir={tmp_path}'], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error: ') and f'--config.{place}' in lines[0]
+  assert not (tmp_path / 'config.json').exists()

@@ -11,7 +11,7 @@ from jaxlocal.blocks import forward_features, init_blocks, make_learner
 from jaxlocal.methods.local_error import network_blocks
 from jaxlocal.models.convolution import conv
 from jaxlocal.optim import optimizer_from_config
-from jaxlocal.recipes import local_error_config
+from jaxlocal.recipes import config_file
 
 # VGG8B on a 32×32×3 image, per image, by hand: 2 · H · W · Cout · 9 · Cin per 3×3 conv
 # (32², 32², 16², 16², 8², 4² after the pools), then fc1 (2·2·512 → 1024) and the output
@@ -64,7 +64,7 @@ def test_convolution_forward_and_backward(stride):
 
 
 def vgg8b(loss='predsim'):
-  config = local_error_config('cifar10', 'vgg8b', default_row='vgg8b')
+  config = config_file('cifar10', 'vgg8b')
   config.loss = loss
   return config, network_blocks(config, num_classes=10, image_shape=(32, 32, 3))
 

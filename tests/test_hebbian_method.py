@@ -22,8 +22,7 @@ def tiny(**hebbian):
   c.dataset = 'digits'
   c.hebbian.update({'hidden': (64,), 'num_epochs': 4, 'batch_size': 50, 'lr': 0.04, **hebbian})
   c.head.update(lr_values=(3e-3, 1e-3), lr_boundaries=(8,))
-  c.num_epochs = 10
-  c.batch_size = 50
+  c.head.update(num_epochs=10, batch_size=50)
   c.progress_bar = False
   return c
 
@@ -48,9 +47,9 @@ def test_hebbian_then_head_learns_digits(tmp_path):
 
 def test_resume_continues_the_head_without_retraining_the_rule(tmp_path):
   config = tiny()
-  config.num_epochs = 2
+  config.head.num_epochs = 2
   experiment.train_and_evaluate(config, str(tmp_path))
-  config.num_epochs = 4
+  config.head.num_epochs = 4
   final = experiment.train_and_evaluate(config, str(tmp_path))
   phases = [(r['phase'], r['epoch']) for r in records(tmp_path)]
   assert phases == [('hebbian1', e) for e in range(1, 5)] + [('head', e) for e in range(1, 5)]
@@ -59,7 +58,7 @@ def test_resume_continues_the_head_without_retraining_the_rule(tmp_path):
 
 def test_stacked_layers_and_exact_rule_run(tmp_path):
   config = tiny(hidden=(48, 32), rule='exact', w_inh=0.5, h_star=0.1, num_epochs=2)
-  config.num_epochs = 5
+  config.head.num_epochs = 5
   final = experiment.train_and_evaluate(config, str(tmp_path))
   assert {r['phase'] for r in records(tmp_path)} == {'hebbian1', 'hebbian2', 'head'}
   assert final['test_accuracy'] > 0.3  # chance 0.1; two 2-epoch layers and 5 head epochs
@@ -68,7 +67,7 @@ def test_stacked_layers_and_exact_rule_run(tmp_path):
 def test_end_to_end_baseline_trains(tmp_path):
   config = tiny(backprop=True)
   config.head.update(power=1.0, m=4.0, temperature=1.0)
-  config.num_epochs = 5
+  config.head.num_epochs = 5
   final = experiment.train_and_evaluate(config, str(tmp_path))
   assert final['test_accuracy'] > 0.8
 
@@ -128,7 +127,7 @@ def test_hebbian_config_files(name):
   assert full.hebbian.hidden == (2000,) and full.hebbian.p == 4.0 and full.hebbian.k == 2
   assert load_config_file(name, 'quick').hebbian.num_epochs < full.hebbian.num_epochs
   assert load_config_file(name, 'sgd').hebbian.backprop
-  with pytest.raises(ValueError, match='unknown variant'):
+  with pytest.raises(ValueError, match='unknown row'):
     load_config_file(name, 'huge')
   if name == 'hebbian_mnist':
     assert (full.hebbian.delta, full.hebbian.lr, full.head.power, full.head.m) == (0.4, 0.04, 4.5, 10)

@@ -37,11 +37,11 @@ from jaxlocal.parallel.cost import step_seconds
 from jaxlocal.parallel.mesh import MeshSpec, dataset_sharding, put, replicated
 from jaxlocal.parallel.pipeline import Pipeline, delayed_schedule
 from jaxlocal.parallel.stages import balance, chain, check_bounds, learner_stage, stages_of
-from jaxlocal.recipes import associated_learning_config, local_error_config
+from jaxlocal.recipes import config_file
 
 
 def local_error_learner(model, image_shape, **fields):
-  c = local_error_config('cifar10', 'vgg8b', 'vgg8b')
+  c = config_file('cifar10', 'vgg8b')
   c.model, c.num_hidden, c.num_layers = model, 32, 3
   c.update(fields)
   blocks = network_blocks(c, num_classes=10, image_shape=image_shape)
@@ -157,7 +157,7 @@ def test_block_parallel_with_a_hebbian_stage():
 
 
 def tiny_run_config(**mesh):
-  c = local_error_config('mnist', 'mlp', 'mlp')
+  c = config_file('mnist', 'mlp')
   c.dataset, c.num_epochs, c.batch_size, c.train_examples = 'digits', 1, 64, 256
   c.num_hidden, c.num_layers, c.progress_bar, c.eval_batch_size = 32, 2, False, 120
   c.optimizer, c.momentum = 'sgd', 0.9
@@ -185,7 +185,7 @@ def one_epoch(learner, dataset, mesh_spec, augment=Augment()):
 
 
 def associated_learner(dataset):
-  c = associated_learning_config('mnist', 'mlp')
+  c = config_file('al_mnist', 'mlp')
   c.associated.width = 32
   return associated.build(c, dataset, 4)
 

@@ -13,11 +13,11 @@ from jaxlocal.methods import associated, local_error
 from jaxlocal.methods.local_error import network_blocks
 from jaxlocal.optim import optimizer_from_config
 from jaxlocal.precision import cast_floating, compute_dtype
-from jaxlocal.recipes import associated_learning_config, local_error_config
+from jaxlocal.recipes import config_file
 
 
 def conv_learner(dtype):
-  c = local_error_config('cifar10', 'vgg8b', 'vgg8b')
+  c = config_file('cifar10', 'vgg8b')
   c.model, c.num_hidden = 'vgg:8,M', 16
   blocks = network_blocks(c, num_classes=10, image_shape=(8, 8, 3))
   return make_learner(blocks, optimizer_from_config(c, 10), compute_dtype=dtype)
@@ -50,7 +50,7 @@ def test_bfloat16_computes_in_bf16_and_keeps_float32_state():
 
 
 def test_associated_learning_in_bfloat16():
-  c = associated_learning_config('mnist', 'mlp')
+  c = config_file('al_mnist', 'mlp')
   c.associated.width, c.compute_dtype = 16, 'bfloat16'
   dataset = type('D', (), {'num_classes': 10})
   learner = associated.build(c, dataset, 4)
@@ -73,7 +73,7 @@ def test_cast_floating_leaves_integers_and_keys():
 def test_unknown_compute_dtype_is_named(tmp_path):
   with pytest.raises(ValueError, match="unknown compute_dtype 'float16'"):
     compute_dtype('float16')
-  c = local_error_config('mnist', 'mlp', 'mlp')
+  c = config_file('mnist', 'mlp')
   c.dataset, c.compute_dtype = 'digits', 'fp8'
   with pytest.raises(ValueError, match="unknown compute_dtype 'fp8'"):
     experiment.train_and_evaluate(c, str(tmp_path))
@@ -118,7 +118,7 @@ def float32_products_of_activation_size(fn, *args, batch_size: int, activation_s
 def local_error_learner(dtype: str, loss: str = 'predsim', bpf: bool = False, model='vgg:8,M'):
   """A small VGG (one 8-channel conv, one 512-unit FC block) on 8×8×3 images, built from its
   config as training builds it."""
-  c = local_error_config('cifar10', 'vgg8b', 'vgg8b')
+  c = config_file('cifar10', 'vgg8b')
   c.model, c.num_hidden, c.dim_in_decoder = model, 512, 256
   c.loss, c.bpf, c.compute_dtype = loss, bpf, dtype
   info = type('Info', (), {'num_classes': 10, 'image_shape': (8, 8, 3)})
@@ -146,11 +146,11 @@ def test_bfloat16_step_has_no_float32_conv_or_matmul_of_activation_size(loss, bp
 def test_ssl_embedding_and_sae_heads_compute_in_bfloat16():
   """The SSL embedding head and the SAE decoders go through the same policy."""
   from jaxlocal.methods import sae, ssl
-  from jaxlocal.recipes import sae_experiment_config, ssl_experiment_config
+  from jaxlocal.recipes import config_file
   x = jax.random.normal(jax.random.key(0), (8, 28, 28, 1))
   b = {'image': x, 'label': jnp.arange(8) % 10}
   for dtype in ('float32', 'bfloat16'):
-    c = ssl_experiment_config('hinge_fmnist_to_mnist', 'e2e_bp')
+    c = config_file('ssl_hinge_fmnist_to_mnist', 'e2e_bp')
     c.compute_dtype = dtype
     learner, _, _ = ssl.encoder_learner(c, 10)
     state = jax.eval_shape(learner.init, jax.random.key(1), x[:2])
@@ -159,7 +159,7 @@ def test_ssl_embedding_and_sae_heads_compute_in_bfloat16():
         learner.train_step, state, b, jax.random.key(2), batch_size=4,
         activation_size=8 * 3 * 3 * 128)
 
-    c = sae_experiment_config('mnist', 'labels_100')
+    c = config_file('sae_mnist', 'labels_100')
     c.sae.width, c.compute_dtype = 0.125, dtype
     learner = make_learner(sae.network(c, 10, 28), optax.adam(1e-3),
                            compute_dtype=compute_dtype(c.compute_dtype))
@@ -178,14 +178,14 @@ def test_sae_evaluation_and_its_mean_prediction_compute_in_bfloat16():
   """The SAE evaluation recomputes every stage's features and SAE head for the mean prediction
   (predict_mean, the run's accuracy); under bf16 those follow the policy too."""
   from jaxlocal.methods import sae
-  from jaxlocal.recipes import sae_experiment_config
+  from jaxlocal.recipes import config_file
   x = jax.random.normal(jax.random.key(0), (8, 28, 28, 1))
   b = {'image': x, 'label': jnp.arange(8) % 10}
   info = type('Info', (), {'num_classes': 10, 'image_shape': (28, 28, 1),
                            'y_train': np.arange(200) % 10})
   found = {}
   for dtype in ('float32', 'bfloat16'):
-    c = sae_experiment_config('mnist', 'labels_100')
+    c = config_file('sae_mnist', 'labels_100')
     c.sae.width, c.compute_dtype = 0.125, dtype
     learner = sae.build(c, info, 10)
     state = jax.eval_shape(learner.init, jax.random.key(1), x[:2])
@@ -263,7 +263,7 @@ def test_bfloat16_mlp_predsim_reaches_float32_accuracy_on_digits():
   x_test = data_lib.preprocess(None, dataset.x_test, mean=dataset.mean, std=dataset.std)
   accuracies = {}
   for dtype in ('float32', 'bfloat16'):
-    c = local_error_config('mnist', 'mlp', 'mlp')
+    c = config_file('mnist', 'mlp')
     c.num_layers, c.num_hidden, c.dropout, c.compute_dtype = 2, 256, 0.0, dtype
     learner = local_error.build(c, dataset, 22)
     images = data_lib.preprocess(None, dataset.x_train, mean=dataset.mean, std=dataset.std)

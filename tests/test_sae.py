@@ -11,7 +11,7 @@ from jaxlocal.checkpoint import Checkpointer
 from jaxlocal.methods import sae
 from jaxlocal.models.sae import SAEHead
 from jaxlocal.objectives.base import cross_entropy
-from jaxlocal.recipes import sae_experiment_config
+from jaxlocal.recipes import config_file
 from jaxlocal.semi_supervised import labelled_split
 
 
@@ -24,7 +24,7 @@ def tiny_dataset(n=40, size=16, classes=4):
 
 
 def tiny_config(schedule='wave', num_labels=8, num_epochs=18):
-  c = sae_experiment_config('mnist', 'labels_100')
+  c = config_file('sae_mnist', 'labels_100')
   c.sae.update(width=0.125, num_labels=num_labels, schedule=schedule)
   c.num_epochs = num_epochs
   return c
@@ -130,7 +130,7 @@ def type_c_formula(cin, c, h, classes=10):
 
 
 def test_parameter_counts_follow_the_formula_and_table_one(capsys):
-  config = sae_experiment_config('cifar10', 'base')
+  config = config_file('sae_cifar10', 'base')
   counts = sae.parameter_counts(config, (32, 32, 3), 10)
   stages = [(3, 64, 32), (64, 64, 32), (64, 128, 16), (128, 128, 16), (128, 256, 8),
             (256, 256, 8), (256, 512, 4), (512, 512, 4)]

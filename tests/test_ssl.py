@@ -188,14 +188,14 @@ def write_npz(folder, name, shape=(8, 8, 1), classes=4, n=48, seed=0):
 
 
 def tiny_ssl_config(tmp_path, row):
-  from jaxlocal.recipes import ssl_experiment_config
+  from jaxlocal.recipes import config_file
   write_npz(tmp_path, 'encoder_data')
   write_npz(tmp_path, 'probe_data', classes=3, seed=1)
-  c = ssl_experiment_config('hinge_fmnist_to_mnist', row)
-  c.update(dataset='encoder_data', data_dir=str(tmp_path), image_size=0, num_epochs=2,
-           batch_size=16, progress_bar=False, eval_batch_size=20)
+  c = config_file('ssl_hinge_fmnist_to_mnist', row)
+  c.update(dataset='encoder_data', data_dir=str(tmp_path), image_size=0, progress_bar=False,
+           eval_batch_size=20)
   c.ssl.update(num_epochs=1, batch_size=16)
-  c.probe.update(dataset='probe_data', blocks=(0, 1, -1))
+  c.probe.update(dataset='probe_data', blocks=(0, 1, -1), num_epochs=2, batch_size=16)
   return c
 
 

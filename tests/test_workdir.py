@@ -91,3 +91,31 @@ def test_only_a_corrupt_checkpoint_is_advised_away(tmp_path):
   assert f'delete {tmp_path}/checkpoints/2 to resume from epoch 1' in message
   assert '\n' not in message and 'TensorStore' not in message
   assert (tmp_path / 'config.json').read_bytes() == config_before
+
+
+def test_an_older_layout_hebbian_workdir_resumes_and_restores(tmp_path, capsys):
+  """A workdir written before the head owned its num_epochs / batch_size (they were top-level,
+  beside Nøkland's unused fields) resumes: its config.json is read through migrated()."""
+  from jaxlocal.config_lib import hebbian_config, migrated
+  from jaxlocal.tools.runs import restored_run
+  config = hebbian_config()
+  config.update(dataset='digits', train_examples=200, progress_bar=False)
+  config.hebbian.update(hidden=(16,), num_epochs=1, batch_size=50)
+  config.head.update(num_epochs=1, batch_size=50, lr_values=(1e-3,), lr_boundaries=())
+  experiment.train_and_evaluate(config, str(tmp_path))
+  record = json.loads((tmp_path / 'config.json').read_text())
+  old = {**record, 'num_epochs': 1, 'batch_size': 50, 'learning_rate': 5e-4, 'loss': 'predsim',
+         'beta': 0.99, 'head': {k: v for k, v in record['head'].items()
+                                if k not in ('num_epochs', 'batch_size')}}
+  assert migrated(old) == record
+  (tmp_path / 'config.json').write_text(json.dumps(old))
+  assert restored_run(str(tmp_path)).config.head.batch_size == 50
+
+  config.head.num_epochs = 2  # a free field, as the top-level num_epochs was
+  capsys.readouterr()
+  final = experiment.train_and_evaluate(config, str(tmp_path))
+  assert final['epoch'] == 2 and 'from epoch 1' in capsys.readouterr().out
+  records = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').open()]
+  assert [(r['phase'], r['epoch']) for r in records] == [('hebbian1', 1), ('head', 1), ('head', 2)]
+  assert not (tmp_path / 'config_history.jsonl').exists()
+  assert json.loads((tmp_path / 'config.json').read_text())['head']['num_epochs'] == 2
