@@ -45,7 +45,7 @@ def ssl_encoder(experiment: str, spec: str, batch_size: int = 0, steps_per_epoch
   config = config_file(f'ssl_{experiment}', row)
   if layer and config.ssl.scheme != 'gll':
     raise ValueError(f'{spec!r}: only greedy layer-wise rows (gll_*) take an @layer')
-  learner, _, _ = ssl.encoder_learner(config, steps_per_epoch)
+  learner, _ = ssl.encoder_learner(config, steps_per_epoch)
   height, width, channels = dataset_info(config.dataset).image_shape
   if config.image_size:
     height = width = config.image_size

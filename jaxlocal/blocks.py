@@ -56,14 +56,16 @@ class Block:
 
 @struct.dataclass
 class TrainState:
-  """Everything a step changes and a checkpoint keeps. Each tuple has one entry per block;
-  ``extras`` holds what a method keeps beside its parameters (e.g. which training examples are
-  labelled, :mod:`jaxlocal.semi_supervised`)."""
+  """Everything a step changes and a checkpoint keeps: ``params``, ``batch_stats`` and
+  ``opt_state`` are pytrees whose layout is the method's own (see :class:`Learner`; a learner
+  of :func:`make_learner` keeps tuples with one entry per block). ``extras`` holds what a
+  method keeps beside its parameters (e.g. which training examples are labelled,
+  :mod:`jaxlocal.semi_supervised`)."""
 
   step: jax.Array
-  params: tuple
-  batch_stats: tuple
-  opt_state: tuple
+  params: Any
+  batch_stats: Any
+  opt_state: Any
   extras: Any = ()
 
 
@@ -90,6 +92,23 @@ class Learner(NamedTuple):
   (per-block tuples ``params``, ``batch_stats``, ``opt_state``) and ``out`` is what block b
   reads, computed before the update. :func:`jaxlocal.parallel.stages.stages_of` cuts any such
   learner into pipeline stages.
+
+  ``features(state, x) -> [h_1, …]``: every block's (layer's) representation of normalised
+  inputs x (B, H, W, C) in inference mode, input to output (probes, metafeatures, t-SNE);
+  ``block_names``, where set, name them.
+
+  Each method keeps its own ``state.params`` layout, because its parameters play different
+  roles:
+
+  - :func:`make_learner` (local error, SSL, SAE, the BP baselines): a tuple with one
+    ``{'forward': …, 'aux': …}`` per block (the kept layer and its objective's heads);
+  - Associated Learning (:mod:`jaxlocal.methods.associated`): a tuple with one
+    ``{'f', 'b', 'g', 'h'}`` per block (forward function, bridge, target encoder, decoder),
+    two optimiser groups;
+  - Hebbian (:mod:`jaxlocal.methods.hebbian`): ``{'W': (K, N)}``, a weight matrix updated by
+    an explicit rule with no optimiser;
+  - DTP (:mod:`jaxlocal.rules.dtp`): ``{'layers': ({'forward', 'inverse'}, …), 'top': …}``,
+    three optimiser groups.
   """
 
   init: Callable[[jax.Array, jax.Array], TrainState]
@@ -100,6 +119,7 @@ class Learner(NamedTuple):
   schedule: BlockSchedule | None = None
   block_names: tuple[str, ...] = ()
   stage_step: Callable[[int, int], Callable] | None = None
+  features: Callable[[TrainState, jax.Array], list] | None = None
 
 
 def _normalise(blocks: Sequence[Block]) -> tuple[Block, ...]:
@@ -188,8 +208,8 @@ def _with_accuracy(blocks: Sequence[Block], metrics: dict) -> dict:
   return metrics
 
 
-def forward_features(blocks: Sequence[Block], params, batch_stats, x: jax.Array) -> list:
-  """Every block's ``h`` for inputs ``x`` in inference mode (for probes and diagnostics)."""
+def _forward_features(blocks: Sequence[Block], params, batch_stats, x: jax.Array) -> list:
+  """Every block's ``h`` for inputs ``x`` in inference mode (a block learner's ``features``)."""
   features = []
   for i, block in enumerate(blocks):
     h, x, _ = apply_block(block, params[i]['forward'], batch_stats[i], x, train=False,
@@ -294,7 +314,7 @@ def update_blocks_in_order(blocks: Sequence[Block],
         lambda p: block_loss(p, x), state.params[i], has_aux=True)
     # The backward starts from a seed computed after ``out`` (the next block's input).
     (grads,) = backward(_after(jnp.ones_like(loss), out))
-    new_params, new_opt_state = _apply_one(tx, state.params[i], grads, state.opt_state[i])
+    new_params, new_opt_state = optimizer_step(tx, state.params[i], grads, state.opt_state[i])
     x = _after(out, grads) if i + 1 < len(blocks) else out
     losses.append(loss)
     metrics.update(block_metrics)
@@ -323,8 +343,9 @@ def _after(x, tree):
   return jax.tree.map(lambda a: a + (ties * -0.0).astype(a.dtype), x)
 
 
-def _apply_one(tx: optax.GradientTransformation, params, grads, opt_state):
-  """One block's optimiser step: ``(new_params, new_opt_state)``."""
+def optimizer_step(tx: optax.GradientTransformation, params, grads, opt_state):
+  """One optimiser step of ``params`` (any pytree: a block, a DTP layer, the top):
+  ``(new_params, new_opt_state)``. Every method's update goes through it."""
   updates, opt_state = tx.update(grads, opt_state, params)
   return optax.apply_updates(params, updates), opt_state
 
@@ -336,7 +357,7 @@ def apply_gradients(state: TrainState, grads: tuple,
   optimiser state), the new BatchNorm statistics stored and the step counted."""
   params, opt_state = [], []
   for tx, p, g, s in zip(optimizers, state.params, grads, state.opt_state):
-    p, s = _apply_one(tx, p, g, s)
+    p, s = optimizer_step(tx, p, g, s)
     params.append(p)
     opt_state.append(s)
   return state.replace(step=state.step + 1, params=tuple(params), batch_stats=batch_stats,
@@ -409,11 +430,11 @@ def make_learner(blocks: Sequence[Block],
         return loss, stats
 
       (loss, stats), grads = jax.value_and_grad(block_loss, has_aux=True)(state.params[i])
-      updates, opt_state = optimizers[i].update(grads, state.opt_state[i], state.params[i])
+      params, opt_state = optimizer_step(optimizers[i], state.params[i], grads,
+                                         state.opt_state[i])
       put = lambda tree, value: tree[:i] + (value,) + tree[i + 1:]
       new_state = state.replace(
-          step=state.step + 1,
-          params=put(state.params, optax.apply_updates(state.params[i], updates)),
+          step=state.step + 1, params=put(state.params, params),
           batch_stats=put(state.batch_stats, stats), opt_state=put(state.opt_state, opt_state))
       return new_state, {'loss': loss, 'active_block': jnp.float32(i)}
     return step
@@ -453,12 +474,15 @@ def make_learner(blocks: Sequence[Block],
       return state, out, metrics
     return step
 
+  def features(state: TrainState, x: jax.Array) -> list:
+    return _forward_features(blocks, state.params, state.batch_stats, x)
+
   names = tuple(b.name for b in blocks)
   if schedule.one_block_per_step:
     return Learner(init, one_block_step, eval_step, block_steps=block_steps, schedule=schedule,
-                   block_names=names)
+                   block_names=names, features=features)
   return Learner(init, all_blocks_step, eval_step, block_names=names,
-                 stage_step=stage_step if detach else None)
+                 stage_step=stage_step if detach else None, features=features)
 
 
 def param_count(tree: Any) -> int:

@@ -4,12 +4,18 @@
   batches, as means over its examples (what the loop records after every epoch);
 - :func:`class_distance_ratio`: the metafeature measure of the Associated Learning thesis
   (§3.3): a layer whose classes sit far apart relative to their spread has a high inter/intra
-  ratio.
+  ratio; :func:`metafeatures` measures it on every block of a learner's ``features``;
+- :class:`Evaluator`: a named evaluation ``fn(state, data) -> record`` that a phase runs when it
+  is complete, its record written by the loop (:func:`jaxlocal.train.write_evaluation`), e.g.
+  :func:`robustness`;
+- :func:`probe_features`: a frozen encoder's features of a dataset, the data of a linear probe.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +24,7 @@ import numpy as np
 from jaxlocal import data as data_lib
 from jaxlocal.blocks import Learner
 from jaxlocal.data.augment import Augment
+from jaxlocal.data.features import feature_dataset, map_features
 from jaxlocal.parallel.mesh import DATA, MeshSpec, batch_sharded, put, replicated
 
 
@@ -86,3 +93,80 @@ def class_distance_ratio(features, labels) -> dict[str, float]:
   centroids = np.stack([x[labels == c].mean(axis=0) for c in classes])
   inter = float(_pairwise_mean_distance(jnp.asarray(centroids)))
   return {'inter': inter, 'intra': intra, 'ratio': inter / max(intra, 1e-30)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluator:
+  """An evaluation run once a phase is complete: ``fn(state, data) -> record`` (a JSON-able
+  dict, nested dicts allowed) of the phase's final state on the phase's data.
+
+  The loop (:func:`jaxlocal.train.write_evaluation`) writes the record to ``file`` in the
+  workdir (default ``<name>.json``), prints ``summary(record)`` (default: the flattened
+  record) and appends it to ``metrics.jsonl`` tagged with the evaluator's name.
+  """
+
+  name: str
+  fn: Callable[[Any, data_lib.Dataset], dict]
+  file: str = ''
+  summary: Callable[[dict], str] | None = None
+
+  @property
+  def filename(self) -> str:
+    return self.file or f'{self.name}.json'
+
+
+def metafeatures(learner: Learner, state, dataset: data_lib.Dataset,
+                 max_examples: int) -> dict[str, dict[str, float]]:
+  """``{block name: class_distance_ratio}`` of every representation in
+  ``learner.features(state, x)`` on the first ``max_examples`` normalised test images."""
+  if learner.features is None:
+    raise ValueError('this learner offers no features(state, x) to measure')
+  n = min(max_examples, len(dataset.x_test))
+  x = data_lib.preprocess(None, dataset.x_test[:n], mean=dataset.mean, std=dataset.std)
+  features = learner.features(state, x)
+  names = learner.block_names or tuple(f'block{i + 1}' for i in range(len(features)))
+  return {name: class_distance_ratio(h, dataset.y_test[:n]) for name, h in zip(names, features)}
+
+
+def probe_features(learner: Learner, state, dataset: data_lib.Dataset,
+                   target: data_lib.Dataset, layers: Sequence[int], *,
+                   deform: Augment = Augment(), deform_seed: int = 0) -> data_lib.Dataset:
+  """``target``'s images as the concatenated, flattened ``learner.features`` of ``layers``
+  (computed once; images normalised as ``dataset``, the encoder's own data), float32
+  (N, 1, 1, D).
+
+  With a ``deform`` other than the identity the result also holds ``extra_tests['deformed']``:
+  the features of the test images deformed by ``deform`` (keys from ``deform_seed``). Pure: the
+  same arguments give the same dataset.
+  """
+  def probed(x, key=None, **views):
+    images = data_lib.preprocess(key, x, mean=dataset.mean, std=dataset.std, **views)
+    hs = learner.features(state, images)
+    return jnp.concatenate([hs[i].reshape(len(x), -1) for i in layers], axis=1)
+
+  result = feature_dataset(dataclasses.replace(target, extra_tests={}), probed,
+                           source=f'{target.source} → encoder layers {tuple(layers)}')
+  if deform != Augment():
+    key = jax.random.key(deform_seed)
+    deformed = map_features(lambda x: probed(x, key, **dataclasses.asdict(deform)),
+                            target.x_test)
+    result = dataclasses.replace(result, extra_tests={'deformed': (deformed, target.y_test)})
+  return result
+
+
+def robustness(probe: Learner, deform: dict, batch_size: int) -> Evaluator:
+  """Evaluator 'robustness': each probe's accuracy (``<block>/accuracy`` of ``probe``'s eval
+  metrics) on the phase data's ``extra_tests['deformed']``, with the ``deform`` that made it;
+  written to ``robustness.json``."""
+  def fn(state, data):
+    if 'deformed' not in data.extra_tests:
+      raise ValueError('the robustness evaluator needs a deformed test set '
+                       "(Dataset.extra_tests['deformed']); set probe.deform")
+    x, y = data.extra_tests['deformed']
+    metrics = evaluate(make_eval_step(probe, data), state, x, y, batch_size)
+    return {'deform': dict(deform),
+            'accuracy': {k[:-len('/accuracy')]: v for k, v in metrics.items()
+                         if k.endswith('/accuracy')}}
+
+  return Evaluator('robustness', fn, summary=lambda r: 'probe accuracy on the deformed test set: '
+                   + ' '.join(f'{k}={v:.4f}' for k, v in r['accuracy'].items()))

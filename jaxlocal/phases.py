@@ -10,6 +10,7 @@ train one learner on the config's loop fields.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 from jaxlocal.data.augment import Augment
@@ -18,6 +19,7 @@ from jaxlocal.data.sources import Dataset
 
 if TYPE_CHECKING:
   from jaxlocal.blocks import Learner
+  from jaxlocal.evaluate import Evaluator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,8 +29,10 @@ class Phase:
   ``data(previous_state, previous_data) -> Dataset`` derives the phase's data from the state
   and the data of the previous phase (e.g. features of the layer it trained, computed once);
   the first phase gets ``(None, dataset)``. None keeps the previous phase's data.
-  ``finish(state, workdir)`` runs when the phase is complete (e.g. to draw plots).
-  ``order`` decides how each epoch's examples are batched.
+  When the phase is complete, every one of ``evaluators``
+  (:class:`~jaxlocal.evaluate.Evaluator`) scores its final state on its data and the loop
+  writes their records; then ``finish(state, workdir, records)`` runs with the phase's epoch
+  records (e.g. to draw plots). ``order`` decides how each epoch's examples are batched.
   """
 
   name: str
@@ -37,17 +41,20 @@ class Phase:
   batch_size: int
   augment: Augment = Augment()
   data: Callable[[Any, Dataset], Dataset] | None = None
-  finish: Callable[[Any, str], None] | None = None
+  finish: Callable[[Any, str, list[dict]], None] | None = None
   order: BatchOrder = BatchOrder()
+  evaluators: Sequence[Evaluator] = ()
 
 
 def single_phase(config, dataset: Dataset,
                  build: Callable[[Any, Dataset, int], Learner],
-                 finish: Callable[[Any, str], None] | None = None) -> list[Phase]:
+                 evaluators: Callable[[Learner], Sequence[Evaluator]] | None = None
+                 ) -> list[Phase]:
   """``[Phase]`` of one unnamed phase: ``build(config, dataset, steps_per_epoch)`` trained for
   ``config.num_epochs`` epochs of ``config.batch_size``, with the config's augmentation and
-  batch order (``classes_per_batch``), then ``finish(state, workdir)``."""
+  batch order (``classes_per_batch``), then scored by ``evaluators(learner)``."""
   steps = steps_per_epoch(len(dataset.x_train), config.batch_size)
   order = BatchOrder(config.classes_per_batch, config.classes_per_batch_until_epoch)
-  return [Phase('', build(config, dataset, steps), config.num_epochs, config.batch_size,
-                Augment(**config.augment), order=order, finish=finish)]
+  learner = build(config, dataset, steps)
+  return [Phase('', learner, config.num_epochs, config.batch_size, Augment(**config.augment),
+                order=order, evaluators=tuple(evaluators(learner)) if evaluators else ())]

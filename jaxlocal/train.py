@@ -12,6 +12,7 @@ resumed run end with exactly the parameters of an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -22,10 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxlocal import data as data_lib
+from jaxlocal import workdir as workdir_lib
 from jaxlocal.blocks import Learner
 from jaxlocal.checkpoint import Checkpointer
 from jaxlocal.data.augment import Augment
-from jaxlocal.evaluate import evaluate, make_eval_step, mean_over
+from jaxlocal.evaluate import Evaluator, evaluate, make_eval_step, mean_over
 from jaxlocal.metrics import JsonlWriter
 from jaxlocal.parallel.mesh import (DATA, STAGE, MeshSpec, batch_sharded, check_divisible,
                                     dataset_sharding, move, put, replicated)
@@ -228,6 +230,8 @@ def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: s
   places every phase on a device mesh (:class:`~jaxlocal.parallel.mesh.MeshSpec`).
   ``on_accept(phase, epoch)`` is called when a phase's checkpoint (of ``epoch``, 0 = none) has
   been restored, before anything is written to the workdir (e.g. to write the run's config).
+  When a phase is complete (also when it already was), its evaluators score its state
+  (:func:`write_evaluation`), then its ``finish`` runs.
   Ctrl-C raises :class:`RunInterrupted`, saying which epoch is saved.
   """
   if not phases:
@@ -237,13 +241,17 @@ def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: s
   for index, phase in enumerate(phases):
     if phase.data is not None:
       phase_data = phase.data(state, phase_data)
-    state, record = _train_phase(phase, phase_data, _phase_key(seed, index, len(phases)), workdir=workdir,
-                                 eval_batch_size=eval_batch_size,
-                                 checkpoints_to_keep=checkpoints_to_keep,
-                                 progress_bar=progress_bar, mesh=mesh, title=title,
-                                 on_accept=on_accept or (lambda name, epoch: None))
+    state, records = _train_phase(phase, phase_data, _phase_key(seed, index, len(phases)),
+                                  workdir=workdir, eval_batch_size=eval_batch_size,
+                                  checkpoints_to_keep=checkpoints_to_keep,
+                                  progress_bar=progress_bar, mesh=mesh, title=title,
+                                  on_accept=on_accept or (lambda name, epoch: None))
+    record = records[-1]
+    for evaluator in phase.evaluators:
+      write_evaluation(evaluator, evaluator.fn(state, phase_data), workdir,
+                       epoch=record['epoch'], phase=phase.name)
     if phase.finish is not None:
-      phase.finish(state, workdir)
+      phase.finish(state, workdir, records)
   goal = phases[-1].num_epochs
   epochs = (f'{record["epoch"]}/{goal}' if record['epoch'] <= goal else
             f'{record["epoch"]} (already reached before this run; num_epochs={goal})')
@@ -252,6 +260,27 @@ def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: s
         f'train_loss={_fmt(record["train_loss"])} images/s={record["images_per_sec"]:.0f} '
         f'workdir={workdir}', flush=True)
   return record
+
+
+def write_evaluation(evaluator: Evaluator, record: dict, workdir: str, *, epoch: int,
+                     phase: str = '') -> None:
+  """Writes an evaluator's ``record`` of a phase's state at ``epoch``: as JSON to
+  ``<workdir>/<evaluator.filename>``, as one printed summary line, and as one line of
+  ``metrics.jsonl`` (``{'epoch', 'evaluator', 'phase', <flattened record: 'a/b'>}``) that
+  replaces the evaluator's earlier line of this phase, so a rerun writes it once. The learning
+  curves skip these lines."""
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, evaluator.filename), 'w') as f:
+      json.dump(record, f, indent=2)
+  writer = JsonlWriter(os.path.join(workdir, per_process('metrics.jsonl')))
+  writer.truncate(lambda r: not (r.get('evaluator') == evaluator.name
+                                 and r.get('phase', '') == phase))
+  flat = workdir_lib.flatten(record, sep='/')
+  writer.write_scalars(epoch, {'evaluator': evaluator.name, 'phase': phase,
+                               **{k: v for k, v in flat.items() if isinstance(v, (int, float))}})
+  summary = (evaluator.summary(record) if evaluator.summary else
+             ' '.join(f'{k}={v}' for k, v in flat.items()))
+  print(f'{evaluator.name}{f" [{phase}]" if phase else ""}: {summary}', flush=True)
 
 
 def _phase_key(seed: int, index: int, num_phases: int) -> jax.Array:
@@ -298,7 +327,8 @@ def restored_states(phases: Sequence[Phase], dataset: data_lib.Dataset, workdir:
 def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
                  eval_batch_size: int, checkpoints_to_keep: int, progress_bar: bool,
                  mesh: MeshSpec, title: str, on_accept: Callable[[str, int], None]):
-  """Trains one phase (resuming it if checkpointed): returns (state, last epoch's record)."""
+  """Trains one phase (resuming it if checkpointed): returns (state, the phase's epoch
+  records)."""
   check_positive(num_epochs=phase.num_epochs, eval_batch_size=eval_batch_size,
                   checkpoints_to_keep=checkpoints_to_keep)
   learner, batch_size = phase.learner, phase.batch_size
@@ -326,7 +356,8 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
     elif start:
       print(f'resumed{label} from epoch {start} ({checkpointer.directory}/{start})', flush=True)
     writer.truncate(lambda r: r.get('phase', '') != phase.name or r['epoch'] <= start)
-    records = [r for r in writer.read() if r.get('phase', '') == phase.name]
+    records = [r for r in writer.read()
+               if r.get('phase', '') == phase.name and 'evaluator' not in r]
     bounds = mesh.stage_bounds
     if mesh.stage > 1 and not bounds and learner.stage_step is not None:
       bounds = _measured_bounds(learner, state, dataset, batch_size, phase.augment, mesh.stage)
@@ -383,7 +414,7 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
     checkpointer.close()
   if not records:
     raise RuntimeError(f'no epoch was trained and {workdir} holds no metrics{label}')
-  return state, records[-1]
+  return state, records
 
 
 def _output_xent_key(learner: Learner) -> str:

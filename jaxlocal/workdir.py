@@ -60,12 +60,12 @@ def describe(changes: dict) -> str:
                    sorted(changes.items()))
 
 
-def flatten(record: dict, prefix: str = '') -> dict:
-  """A nested config record as ``{'a.b': value}``."""
+def flatten(record: dict, prefix: str = '', sep: str = '.') -> dict:
+  """A nested record as ``{'a<sep>b': value}`` (``'a.b'`` for a config)."""
   flat = {}
   for key, value in record.items():
     if isinstance(value, dict):
-      flat.update(flatten(value, f'{prefix}{key}.'))
+      flat.update(flatten(value, f'{prefix}{key}{sep}', sep))
     else:
       flat[f'{prefix}{key}'] = value
   return flat

@@ -155,6 +155,9 @@ def test_tsne_of_an_al_and_a_bp_run_side_by_side(tmp_path):
   for block, values in at_end.items():
     for name, value in values.items():
       assert recomputed[block][name] == pytest.approx(value, rel=1e-5), (block, name)
+  lines = [json.loads(l) for l in (tmp_path / 'mlp' / 'metrics.jsonl').read_text().splitlines()]
+  line, = [r for r in lines if r.get('evaluator') == 'metafeatures']   # replaced, not added
+  assert line['epoch'] == 1 and line['block2/ratio'] == recomputed['block2']['ratio']
 
 
 def test_per_image_standardisation_is_the_first_step_of_f1():

@@ -252,7 +252,7 @@ def test_eval_metrics_are_means_over_unmasked_examples():
   assert set(masked) == {'loss', 'xent', 'accuracy'}
   for key in masked:
     np.testing.assert_allclose(masked[key], first_two[key], rtol=1e-6)
-  features = dtp.apply_forward(forward_layers(), state.params, batch['image'])
+  features = learn.features(state, batch['image'])
   assert [h.shape for h in features] == [(4, 4, 4, 3), (4, 2, 2, 4)]
 
 

@@ -3,11 +3,12 @@ forward pass and a VGG8B predsim training step, and the peak table."""
 
 import jax
 import jax.numpy as jnp
+import optax
 import pytest
 from jax import lax
 
 from jaxlocal import flops
-from jaxlocal.blocks import forward_features, init_blocks, make_learner
+from jaxlocal.blocks import TrainState, init_blocks, make_learner
 from jaxlocal.methods.local_error import network_blocks
 from jaxlocal.models.convolution import conv
 from jaxlocal.optim import optimizer_from_config
@@ -73,7 +74,10 @@ def test_vgg8b_forward_matches_the_hand_count():
   _, blocks = vgg8b()
   x = f32(2, 32, 32, 3)
   params, stats = jax.eval_shape(lambda x: init_blocks(blocks, jax.random.key(0), x), x)
-  counted = flops.step_flops(lambda p, s, x: forward_features(blocks, p, s, x), params, stats, x)
+  features = make_learner(blocks, optax.sgd(0.1)).features
+  counted = flops.step_flops(
+      lambda p, s, x: features(TrainState(jnp.zeros((), jnp.int32), p, s, ()), x), params, stats,
+      x)
   assert counted == 2 * VGG8B_FORWARD
 
 

@@ -152,7 +152,7 @@ def test_ssl_embedding_and_sae_heads_compute_in_bfloat16():
   for dtype in ('float32', 'bfloat16'):
     c = config_file('ssl_hinge_fmnist_to_mnist', 'e2e_bp')
     c.compute_dtype = dtype
-    learner, _, _ = ssl.encoder_learner(c, 10)
+    learner, _ = ssl.encoder_learner(c, 10)
     state = jax.eval_shape(learner.init, jax.random.key(1), x[:2])
     # mnist3's smallest activation is its last layer's 3×3×128 (8 views of 4 images)
     ssl_found = float32_products_of_activation_size(

@@ -108,9 +108,7 @@ def test_mean_prediction_is_the_average_of_the_heads_softmax():
   state = learner.init(jax.random.key(0), batch['image'])
   metrics = jax.jit(learner.eval_step)(state, batch)
   # the heads by hand: stage i's input and output, then its SAE head
-  blocks = sae.network(tiny_config(), 4, 16)
-  from jaxlocal.blocks import forward_features
-  features = forward_features(blocks, state.params, state.batch_stats, batch['image'])
+  features = learner.features(state, batch['image'])
   head = SAEHead(4, 'C')
   heads = [head.apply({'params': p['aux']}, *h)[1] for p, h in zip(state.params, features[:-1])]
   mean = np.asarray(sae.mean_prediction(heads))

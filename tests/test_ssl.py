@@ -208,11 +208,14 @@ def test_method_trains_the_encoder_then_probes_every_layer_on_the_transfer_data(
   record = train_and_evaluate(config, str(tmp_path / 'run'))
   lines = [json.loads(l) for l in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]
   assert sum(r['phase'] == 'encoder' for r in lines) == encoder_epochs
-  probes = [r for r in lines if r['phase'] == 'probe']
+  probes = [r for r in lines if r['phase'] == 'probe' and 'evaluator' not in r]
   assert len(probes) == 2 and 0.0 <= record['test_accuracy'] <= 1.0
   assert {f'test/probe_layer{i}/accuracy' for i in range(3)} <= set(probes[-1])
   robust = json.loads((tmp_path / 'run' / 'robustness.json').read_text())
   assert set(robust['accuracy']) == {f'probe_layer{i}' for i in range(3)}
+  line, = [r for r in lines if r.get('evaluator') == 'robustness']
+  assert line['phase'] == 'probe' and line['epoch'] == 2
+  assert line['accuracy/probe_layer0'] == robust['accuracy']['probe_layer0']
   if encoder_epochs:
     assert np.isfinite(lines[0]['test/loss'])
 

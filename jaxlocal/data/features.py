@@ -31,12 +31,14 @@ def feature_dataset(dataset: Dataset, features: Features, *, source: str,
                     batch_size: int = 1000) -> Dataset:
   """``dataset`` with its images replaced by ``features(images)`` (:func:`map_features`).
 
-  ``features`` maps a uint8 batch (B, H, W, C) to (B, ...). Mean 0 and std 1 are recorded so
-  the training loop uses the features as they are.
+  ``features`` maps a uint8 batch (B, H, W, C) to (B, ...); the ``extra_tests`` are mapped
+  too. Mean 0 and std 1 are recorded so the training loop uses the features as they are.
   """
-  x_train = map_features(features, dataset.x_train, batch_size=batch_size)
-  x_test = map_features(features, dataset.x_test, batch_size=batch_size)
+  mapped = lambda x: map_features(features, x, batch_size=batch_size)
+  x_train, x_test = mapped(dataset.x_train), mapped(dataset.x_test)
   dim = x_train.shape[-1]
   return dataclasses.replace(dataset, x_train=x_train, x_test=x_test,
                              mean=np.zeros(dim, np.float32), std=np.ones(dim, np.float32),
-                             source=source)
+                             source=source,
+                             extra_tests={k: (mapped(x), y)
+                                          for k, (x, y) in dataset.extra_tests.items()})

@@ -29,7 +29,9 @@ class Dataset:
   x_*: uint8 images (N, H, W, C), or float32 features that methods derive from them (used as
   they are, not divided by 255); y_*: int32 (N,); mean, std: float32 (C,), in [0, 1] pixel
   units for images.
-  ``source`` says where the arrays came from.
+  ``source`` says where the arrays came from. ``extra_tests`` holds further test sets as
+  ``{name: (x, y)}`` shaped as x_test, y_test (e.g. ``'deformed'``: a deformed copy of the test
+  set that an evaluator scores).
   """
 
   name: str
@@ -42,6 +44,7 @@ class Dataset:
   std: np.ndarray
   source: str
   classes_from: str = ''   # where num_classes came from: 'registry', 'labels' or 'config'
+  extra_tests: dict = dataclasses.field(default_factory=dict)
 
   @property
   def image_shape(self) -> tuple[int, int, int]:

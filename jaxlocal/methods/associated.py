@@ -21,19 +21,15 @@ Config fields: ``model`` ('mlp', 'cnn' or 'vgg'), ``weight_decay`` (L2), ``assoc
 from __future__ import annotations
 
 import functools
-import json
-import os
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxlocal import data as data_lib
 from jaxlocal import precision
-from jaxlocal.blocks import (Block, Learner, TrainState, apply_block, apply_gradients,
-                             make_learner)
-from jaxlocal.evaluate import class_distance_ratio
+from jaxlocal.blocks import Block, Learner, TrainState, apply_block, apply_gradients, make_learner
+from jaxlocal.evaluate import Evaluator, metafeatures
 from jaxlocal.models.associated import (Bridge, InversePathHead, SigmoidDense, apply,
                                         forward_modules)
 from jaxlocal.objectives.base import accuracy, batch_mean, classifier
@@ -74,7 +70,7 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
   ``state.params[i] = {'f', 'b', 'g', 'h'}``; h_1 outputs the ``num_classes`` class scores.
   ``state.batch_stats[i]`` holds f_i's BatchNorm statistics (ResNet_AL; empty otherwise).
   ``predict(state, x, depth)`` (B, K) is the inverse-path inference from block ``depth``
-  (``depth = N`` is the full network).
+  (``depth = N`` is the full network); ``learner.features(state, x)`` is [s_1 … s_N].
   """
   depth = len(forwards)
   run = functools.partial(apply, dtype=compute_dtype)
@@ -173,8 +169,17 @@ def make_associated_learner(forwards: list[nn.Module], width: int, num_classes: 
       s, _ = forward(i, state.params[i]['f'], state.batch_stats[i], s, train=False)
     return decode(state.params, s, ell)
 
+  def features(state, x):
+    """s_1 … s_N, every forward function's output (inference mode)."""
+    outputs, s = [], x
+    for i in range(depth):
+      s, _ = forward(i, state.params[i]['f'], state.batch_stats[i], s, train=False)
+      outputs.append(s)
+    return outputs
+
   return Learner(init, train_step, eval_step, stage_step=stage_step,
-                 block_names=tuple(f'block{i + 1}' for i in range(depth))), predict
+                 block_names=tuple(f'block{i + 1}' for i in range(depth)),
+                 features=features), predict
 
 
 def _forwards(config, backprop: bool) -> list[nn.Module]:
@@ -214,34 +219,18 @@ def build(config, dataset, steps_per_epoch: int) -> Learner:
   return learner
 
 
-def block_representations(config, state, x: jax.Array) -> list[jax.Array]:
-  """s_1 … s_N, the output of every forward function (inference mode), for the AL network or
-  its BP baseline."""
-  backprop = config.associated.backprop
-  forwards = _forwards(config, backprop)
-  outputs, s = [], x
-  for f, block, stats in zip(forwards, state.params, state.batch_stats):
-    s, _, _ = apply_block(Block(f), block['forward'] if backprop else block['f'], stats, s,
-                          train=False, rng=jax.random.key(0))
-    outputs.append(s)
-  return outputs
-
-
-def metafeatures_writer(config, dataset):
-  """The run's finish hook: each block's inter/intra class distance ratio on the test set
-  (at most ``associated.metafeature_examples`` examples) in ``metafeatures.json``."""
-  def write_metafeatures(state, workdir):
-    n = min(config.associated.metafeature_examples, len(dataset.x_test))
-    x = data_lib.preprocess(None, dataset.x_test[:n], mean=dataset.mean, std=dataset.std)
-    ratios = {f'block{i + 1}': class_distance_ratio(s, dataset.y_test[:n])
-              for i, s in enumerate(block_representations(config, state, x))}
-    with open(os.path.join(workdir, 'metafeatures.json'), 'w') as f:
-      json.dump(ratios, f, indent=2)
-    print('inter/intra class distance ratio per block: ' + ' '.join(
-        f'{name}={r["ratio"]:.3f}' for name, r in ratios.items()), flush=True)
-  return write_metafeatures
+def metafeature_evaluator(learner: Learner, config) -> Evaluator:
+  """Each block's inter/intra class distance ratio on the test set (at most
+  ``associated.metafeature_examples`` examples), written to ``metafeatures.json``."""
+  return Evaluator(
+      'metafeatures',
+      lambda state, data: metafeatures(learner, state, data,
+                                       config.associated.metafeature_examples),
+      summary=lambda ratios: 'inter/intra class distance ratio per block: ' + ' '.join(
+          f'{name}={r["ratio"]:.3f}' for name, r in ratios.items()))
 
 
 def phases(config, dataset) -> list[Phase]:
   """One phase: :func:`build`'s learner, then the blocks' class-distance metafeatures."""
-  return single_phase(config, dataset, build, finish=metafeatures_writer(config, dataset))
+  return single_phase(config, dataset, build,
+                      evaluators=lambda learner: [metafeature_evaluator(learner, config)])

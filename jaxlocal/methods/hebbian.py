@@ -28,7 +28,6 @@ import optax
 from jaxlocal import data as data_lib
 from jaxlocal.blocks import Block, Learner, TrainState, make_learner
 from jaxlocal.data.features import feature_dataset
-from jaxlocal.metrics import JsonlWriter
 from jaxlocal.models.krotov import PowerHead, PowerLayer, rectified_power
 from jaxlocal.objectives.base import classifier
 from jaxlocal.objectives.krotov import power_error
@@ -162,12 +161,10 @@ def _head_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformatio
 
 
 def _plot_first_layer(image_shape, p: float):
-  def finish(state, workdir):
+  def finish(state, workdir, records):
     plot_receptive_fields(np.asarray(state.params['W']), image_shape,
                           os.path.join(workdir, 'receptive_fields.png'))
-    records = JsonlWriter(os.path.join(workdir, 'metrics.jsonl')).read()
-    curve = [(r['epoch'], r['test/sphere_deviation']) for r in records
-             if r.get('phase') == 'hebbian1']
+    curve = [(r['epoch'], r['test/sphere_deviation']) for r in records]
     plot_convergence(curve, p, os.path.join(workdir, 'hebbian_convergence.png'))
   return finish
 

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxlocal.blocks import Block, Learner, forward_features, make_learner, param_count
+from jaxlocal.blocks import Block, Learner, make_learner, param_count
 from jaxlocal.models.sae import SAE_TYPES, FinalClassifier, KeepInput, SAEHead
 from jaxlocal.models.vgg import vgg_blocks
 from jaxlocal.objectives.base import accuracy, classifier
@@ -102,7 +102,7 @@ def build(config, dataset, steps_per_epoch: int) -> Learner:
 
   def eval_step(state, batch):
     metrics = local.eval_step(state, batch)
-    features = forward_features(blocks, state.params, state.batch_stats, batch['image'])
+    features = local.features(state, batch['image'])
     logits = [apply_module(head, p['aux'], *h, dtype=block.compute_dtype)[1]
               for head, block, p, h in zip(heads, blocks, state.params, features[:-1])]
     metrics['predict_vgg/accuracy'] = metrics['output/accuracy']

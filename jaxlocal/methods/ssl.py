@@ -21,31 +21,26 @@ A run has two phases (:class:`jaxlocal.phases.Phase`):
    computed once, trained with Adam (``probe.learning_rate``, ``probe.num_epochs``,
    ``probe.batch_size``) on the encoder's dataset or on ``probe.dataset`` (transfer). With
    ``probe.deform`` set, the finished probes are also tested on a deformed copy of the test set
-   (robustness.json).
+   (the evaluator :func:`jaxlocal.evaluate.robustness`: robustness.json).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxlocal import data as data_lib
-from jaxlocal.blocks import Block, Learner, forward_features, make_learner
-from jaxlocal.data.features import feature_dataset, map_features
+from jaxlocal.blocks import Block, Learner, make_learner
 from jaxlocal.models.heads import EmbeddingHead, ProbeHead
 from jaxlocal.models.ssl import ENCODERS, encoder_layers
 from jaxlocal.objectives.base import classifier
 from jaxlocal.models.dtp import DTPForward, DTPInverse
 from jaxlocal.objectives.contrastive import LOSSES, two_view_loss, two_view_objective
-from jaxlocal.rules.dtp import apply_forward, make_dtp_learner
+from jaxlocal.rules.dtp import make_dtp_learner
 from jaxlocal.precision import compute_dtype
-from jaxlocal.evaluate import evaluate, make_eval_step
+from jaxlocal.evaluate import probe_features, robustness
 from jaxlocal.phases import Phase
 from jaxlocal.schedules import BlockSchedule
 
@@ -103,9 +98,9 @@ def _loss_kwargs(s) -> dict:
           'negative_weight': s.negative_weight, 'grad_block': s.grad_block}
 
 
-def encoder_learner(config, steps_per_epoch: int) -> tuple[Learner, callable, int]:
-  """The encoder phase of ``config``: ``(learner, features, num_epochs)`` where
-  ``features(state, x) -> [h_0, …]`` gives every layer's output for normalised images x."""
+def encoder_learner(config, steps_per_epoch: int) -> tuple[Learner, int]:
+  """The encoder phase of ``config``: ``(learner, num_epochs)``; ``learner.features(state, x)``
+  gives every layer's output for normalised images x."""
   s = config.ssl
   optimizer = optax.adam(s.learning_rate)
   if s.update_rule == 'dtp':
@@ -126,11 +121,7 @@ def encoder_learner(config, steps_per_epoch: int) -> tuple[Learner, callable, in
                 if s.scheme == 'gll' else BlockSchedule('random', seed=config.seed))
     learner = make_learner(blocks, optimizer, schedule=schedule, compute_dtype=dtype)
     num_epochs = s.num_epochs * len(layers)
-
-  def features(state, x):
-    return forward_features(blocks, state.params, state.batch_stats, x)
-
-  return learner, features, num_epochs
+  return learner, num_epochs
 
 
 def _dtp_encoder(config, optimizer):
@@ -145,7 +136,7 @@ def _dtp_encoder(config, optimizer):
       two_view_loss(s.loss, **_loss_kwargs(s)), forward_optimizer=optimizer,
       inverse_optimizer=optax.adam(s.dtp.inverse_lr), top_optimizer=optimizer,
       target_step=s.dtp.target_step, noise_std=s.dtp.noise_std)
-  return learner, lambda state, x: apply_forward(forwards, state.params, x), s.num_epochs
+  return learner, s.num_epochs
 
 
 def probe_blocks(num_classes: int, sizes: list[int], names: list[str]) -> list[Block]:
@@ -176,75 +167,38 @@ def probe_dataset(config, dataset: data_lib.Dataset) -> data_lib.Dataset:
   return target
 
 
-@dataclasses.dataclass
-class ProbeData:
-  """The probe phase's data: the probed layers' features of ``target``'s images, computed once
-  from the encoder's state (normalised as the encoder's own ``dataset``); and its finish hook,
-  the probes' accuracy on a deformed copy of the test set when ``probe.deform`` is set."""
-
-  config: object
-  dataset: data_lib.Dataset
-  target: data_lib.Dataset
-  encoder: Learner
-  features: callable
-  layers: tuple[int, ...]
-  probe: Learner
-  deformed: object = None
-
-  def __call__(self, state, previous_data) -> data_lib.Dataset:
-    del previous_data
-    c, d = self.config, self.dataset
-    if state is None:  # the random-encoder baseline: the encoder as initialised
-      example = data_lib.preprocess(None, d.x_train[:2], mean=d.mean, std=d.std)
-      state = jax.jit(self.encoder.init)(jax.random.key(c.seed), example)
-
-    def probed(x, key=None, **deform):
-      hs = self.features(state, data_lib.preprocess(key, x, mean=d.mean, std=d.std, **deform))
-      return jnp.concatenate([hs[i].reshape(len(x), -1) for i in self.layers], axis=1)
-
-    deform = data_lib.Augment(**c.probe.deform)
-    if deform != data_lib.Augment():
-      key = jax.random.key(c.probe.deform_seed)
-      self.deformed = map_features(
-          lambda x: probed(x, key, **dataclasses.asdict(deform)), self.target.x_test)
-    return feature_dataset(self.target, probed,
-                           source=f'{self.target.source} → encoder layers {self.layers}')
-
-  def finish(self, state, workdir: str) -> None:
-    if self.deformed is None:
-      return
-    features = dataclasses.replace(self.target, x_test=self.deformed,
-                                   mean=np.zeros(1, np.float32), std=np.ones(1, np.float32))
-    metrics = evaluate(make_eval_step(self.probe, features), state, self.deformed,
-                       self.target.y_test, self.config.eval_batch_size)
-    result = {k[:-len('/accuracy')]: v for k, v in metrics.items() if k.endswith('/accuracy')}
-    with open(os.path.join(workdir, 'robustness.json'), 'w') as f:
-      json.dump({'deform': self.config.probe.deform.to_dict(), 'accuracy': result}, f, indent=2)
-    print('probe accuracy on the deformed test set: '
-          + ' '.join(f'{k}={v:.4f}' for k, v in result.items()), flush=True)
-
-
 def phases(config, dataset: data_lib.Dataset) -> list[Phase]:
   """The encoder phase (none for the random encoder), then the probe phase."""
   check_config(config)
   s = config.ssl
   steps = data_lib.steps_per_epoch(len(dataset.x_train), s.batch_size)
-  encoder, features, encoder_epochs = encoder_learner(config, steps)
+  encoder, encoder_epochs = encoder_learner(config, steps)
   depth = encoder_depth(config)
   layers = tuple(sorted({b % depth for b in config.probe.blocks}))
 
-  example = data_lib.preprocess(None, dataset.x_train[:1], mean=dataset.mean, std=dataset.std)
+  example = data_lib.preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)
   init = jax.eval_shape(encoder.init, jax.random.key(0), example)
-  shapes = jax.eval_shape(features, init, example)
-  sizes = [shapes[i].size for i in layers]
+  shapes = jax.eval_shape(encoder.features, init, example)
+  sizes = [shapes[i].size // len(example) for i in layers]
   target = probe_dataset(config, dataset)
   probe = make_learner(probe_blocks(target.num_classes, sizes, [f'layer{i}' for i in layers]),
                        optax.adam(config.probe.learning_rate))
-  probe_data = ProbeData(config, dataset, target, encoder, features, layers, probe)
+  deform = data_lib.Augment(**config.probe.deform)
+
+  def probe_data(state, previous_data):
+    del previous_data
+    if state is None:  # the random-encoder baseline: the encoder as initialised
+      state = jax.jit(encoder.init)(jax.random.key(config.seed), example)
+    return probe_features(encoder, state, dataset, target, layers, deform=deform,
+                          deform_seed=config.probe.deform_seed)
+
   result = []
   if s.scheme != 'random':
     result.append(Phase('encoder', encoder, encoder_epochs, s.batch_size,
                         data_lib.Augment(**config.augment)))
-  result.append(Phase('probe', probe, config.probe.num_epochs, config.probe.batch_size, data=probe_data,
-                      finish=probe_data.finish))
+  evaluators = ([robustness(probe, config.probe.deform.to_dict(), config.eval_batch_size)]
+                if deform != data_lib.Augment() else [])
+  result.append(Phase('probe', probe, config.probe.num_epochs, config.probe.batch_size,
+                      data=probe_data,
+                      evaluators=evaluators))
   return result

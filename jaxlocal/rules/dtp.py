@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxlocal.blocks import Learner, TrainState
+from jaxlocal.blocks import Learner, TrainState, optimizer_step
 
 Apply = Callable[[object, jax.Array], jax.Array]
 
@@ -88,7 +88,7 @@ def inverse_loss(f_apply: Apply, forward_params, g_apply: Apply, inverse_params,
   return jnp.mean(jnp.square(g_apply(inverse_params, h) - noisy))
 
 
-def apply_forward(forwards: Sequence[nn.Module], params: dict, x: jax.Array) -> list[jax.Array]:
+def _apply_forward(forwards: Sequence[nn.Module], params: dict, x: jax.Array) -> list[jax.Array]:
   """[h_1 … h_L], h_l = f_l(h_{l−1}; θ_l) from h_0 = x: every layer's features (e.g. for a probe).
 
   params is a DTP learner's ``state.params``; x (B, H, W, C).
@@ -98,11 +98,6 @@ def apply_forward(forwards: Sequence[nn.Module], params: dict, x: jax.Array) -> 
     x = f.apply({'params': layer['forward']}, x)
     hs.append(x)
   return hs
-
-
-def _optimizer_step(tx: optax.GradientTransformation, grads, opt_state, params):
-  updates, opt_state = tx.update(grads, opt_state, params)
-  return optax.apply_updates(params, updates), opt_state
 
 
 def make_dtp_learner(forwards: Sequence[nn.Module], inverses: Sequence[nn.Module],
@@ -133,6 +128,7 @@ def make_dtp_learner(forwards: Sequence[nn.Module], inverses: Sequence[nn.Module
   ``state.batch_stats = ()``. Train metrics: ``loss`` (ℒ(z)) and loss_fn's metrics,
   ``layer<l>/target_distance`` (mean (ĥ_l − h_l)², l = 1..L) and ``layer<l>/reconstruction``
   (the inverse loss, l = 2..L). Eval metrics: ``loss`` and loss_fn's metrics on the forward pass.
+  ``features(state, x)`` is [h_1 … h_L].
   """
   forwards, inverses = tuple(forwards), tuple(inverses)
   if not forwards:
@@ -180,7 +176,7 @@ def make_dtp_learner(forwards: Sequence[nn.Module], inverses: Sequence[nn.Module
 
   def train_step(state, batch, rng):
     layers, opt_layers = state.params['layers'], state.opt_state['layers']
-    hs = apply_forward(forwards, state.params, batch['image'])
+    hs = _apply_forward(forwards, state.params, batch['image'])
     (loss, metrics), (top_grads, dloss_dh) = jax.value_and_grad(
         top_loss, argnums=(0, 1), has_aux=True)(state.params['top'], hs[-1], batch)
     hats = targets(g_apply, [p['inverse'] for p in layers[1:]], hs,
@@ -195,17 +191,17 @@ def make_dtp_learner(forwards: Sequence[nn.Module], inverses: Sequence[nn.Module
             f_l, p['forward'], functools.partial(g_apply, l), p['inverse'], inputs[l - 1],
             rng=jax.random.fold_in(rng, l), noise_std=noise_std)
         metrics[f'layer{l}/reconstruction'] = rec
-        p['inverse'], s['inverse'] = _optimizer_step(inverse_optimizer, grads, s['inverse'],
-                                                     p['inverse'])
+        p['inverse'], s['inverse'] = optimizer_step(inverse_optimizer, p['inverse'], grads,
+                                                    s['inverse'])
       dist, grads = jax.value_and_grad(forward_loss, argnums=1)(
           f_l, p['forward'], inputs[l - 1], hats[l - 1])
       metrics[f'layer{l}/target_distance'] = dist
-      p['forward'], s['forward'] = _optimizer_step(forward_optimizer, grads, s['forward'],
-                                                   p['forward'])
+      p['forward'], s['forward'] = optimizer_step(forward_optimizer, p['forward'], grads,
+                                                  s['forward'])
       new_layers.append(p)
       new_opt.append(s)
-    top_params, top_state = _optimizer_step(top_optimizer, top_grads, state.opt_state['top'],
-                                            state.params['top'])
+    top_params, top_state = optimizer_step(top_optimizer, state.params['top'], top_grads,
+                                           state.opt_state['top'])
     metrics['loss'] = loss
     return state.replace(
         step=state.step + 1,
@@ -213,8 +209,11 @@ def make_dtp_learner(forwards: Sequence[nn.Module], inverses: Sequence[nn.Module
         opt_state={'layers': tuple(new_opt), 'top': top_state}), metrics
 
   def eval_step(state, batch):
-    hs = apply_forward(forwards, state.params, batch['image'])
+    hs = _apply_forward(forwards, state.params, batch['image'])
     loss, metrics = top_loss(state.params['top'], hs[-1], batch)
     return {**metrics, 'loss': loss}
 
-  return Learner(init, train_step, eval_step)
+  def features(state, x):
+    return _apply_forward(forwards, state.params, x)
+
+  return Learner(init, train_step, eval_step, features=features)

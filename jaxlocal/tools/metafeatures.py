@@ -9,17 +9,23 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from jaxlocal.methods.associated import metafeatures_writer
+from jaxlocal import data as data_lib
 from jaxlocal.tools.runs import restored_run
+from jaxlocal.train import write_evaluation
 
 FLAGS = flags.FLAGS
 
 
 def write_metafeatures(workdir: str) -> None:
-  """Writes ``<workdir>/metafeatures.json`` for the run's last checkpoint."""
+  """Writes ``<workdir>/metafeatures.json`` (and its metrics.jsonl line) for the run's last
+  checkpoint, by the run's own 'metafeatures' evaluator."""
   run = restored_run(workdir, 'associated')
-  print(f'{workdir}: step {int(run.state.step)}')
-  metafeatures_writer(run.config, run.dataset)(run.state, workdir)
+  evaluator, = [e for e in run.phase.evaluators if e.name == 'metafeatures']
+  steps = data_lib.steps_per_epoch(len(run.dataset.x_train), run.phase.batch_size)
+  epoch = int(run.state.step) // steps
+  print(f'{workdir}: step {int(run.state.step)} (epoch {epoch})')
+  write_evaluation(evaluator, evaluator.fn(run.state, run.dataset), workdir, epoch=epoch,
+                   phase=run.phase.name)
 
 
 def main(argv):

@@ -15,21 +15,28 @@ import ml_collections
 from jaxlocal import data as data_lib
 from jaxlocal import experiment, methods
 from jaxlocal.config_lib import migrated
+from jaxlocal.phases import Phase
 from jaxlocal.train import restored_states
 
 
 class RestoredRun(NamedTuple):
-  """A run's ``config``, ``dataset`` and ``states`` (``{phase name: state}``; a single-phase
-  run's one phase is named ``''``)."""
+  """A run's ``config``, ``dataset``, ``phases`` (as its method builds them) and ``states``
+  (``{phase name: state}``; a single-phase run's one phase is named ``''``)."""
 
   config: ml_collections.ConfigDict
   dataset: data_lib.Dataset
+  phases: list[Phase]
   states: dict[str, Any]
 
   @property
   def state(self):
     """The last phase's state (the whole network for single-phase methods)."""
-    return list(self.states.values())[-1]
+    return self.states[self.phase.name]
+
+  @property
+  def phase(self) -> Phase:
+    """The last phase (its learner, evaluators, …)."""
+    return self.phases[-1]
 
 
 def restored_run(workdir: str, method: str | None = None) -> RestoredRun:
@@ -41,4 +48,5 @@ def restored_run(workdir: str, method: str | None = None) -> RestoredRun:
     raise ValueError(f'{workdir} is a {config.method!r} run; this needs a {method!r} run')
   dataset = experiment.load_data(config)
   phases = methods.get_method(config.method).phases(config, dataset)
-  return RestoredRun(config, dataset, restored_states(phases, dataset, workdir, config.seed))
+  return RestoredRun(config, dataset, phases,
+                     restored_states(phases, dataset, workdir, config.seed))

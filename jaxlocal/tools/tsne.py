@@ -13,7 +13,6 @@ import os
 from absl import app, flags
 
 from jaxlocal import data as data_lib
-from jaxlocal.methods.associated import block_representations
 from jaxlocal.plots import plot_tsne
 from jaxlocal.tools.runs import restored_run
 
@@ -30,7 +29,7 @@ def tsne_of_runs(workdirs, block: int, examples: int, out: str) -> None:
     run = restored_run(workdir, 'associated')
     config, dataset, state = run.config, run.dataset, run.state
     x = data_lib.preprocess(None, dataset.x_test[:examples], mean=dataset.mean, std=dataset.std)
-    outputs = block_representations(config, state, x)
+    outputs = run.phase.learner.features(state, x)
     if not 1 <= block <= len(outputs):
       raise ValueError(f'--block={block}: {workdir} has blocks 1..{len(outputs)}')
     kind = 'BP' if config.associated.backprop else 'AL'
