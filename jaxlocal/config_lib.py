@@ -270,13 +270,14 @@ def check_moved_fields(config) -> None:
       raise ConfigError(moved_field_message(method, name))
 
 
-def _flat(record: dict, prefix: str = '') -> dict:
+def flatten(record: dict, prefix: str = '', sep: str = '.') -> dict:
+  """A nested record as ``{'a<sep>b': value}`` (``'a.b'`` for a config)."""
   flat = {}
   for key, value in record.items():
     if isinstance(value, dict):
-      flat.update(_flat(value, f'{prefix}{key}.'))
+      flat.update(flatten(value, f'{prefix}{key}{sep}', sep))
     else:
-      flat[prefix + key] = value
+      flat[f'{prefix}{key}'] = value
   return flat
 
 
@@ -299,8 +300,8 @@ def migrated(record: dict) -> dict:
   method = record.get('method', 'local_error')
   if method not in METHOD_CONFIGS:
     return record
-  known = set(_flat(METHOD_CONFIGS[method]().to_dict()))
-  old = _flat(record)
+  known = set(flatten(METHOD_CONFIGS[method]().to_dict()))
+  old = flatten(record)
   new = {}
   for key, value in old.items():
     moved = MOVED_FIELDS.get(method, {}).get(key)

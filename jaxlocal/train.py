@@ -26,6 +26,7 @@ from jaxlocal import data as data_lib
 from jaxlocal import workdir as workdir_lib
 from jaxlocal.blocks import Learner
 from jaxlocal.checkpoint import Checkpointer
+from jaxlocal.config_lib import flatten
 from jaxlocal.data.augment import Augment
 from jaxlocal.evaluate import Evaluator, evaluate, make_eval_step, mean_over
 from jaxlocal.metrics import JsonlWriter
@@ -275,7 +276,7 @@ def write_evaluation(evaluator: Evaluator, record: dict, workdir: str, *, epoch:
   writer = JsonlWriter(os.path.join(workdir, per_process('metrics.jsonl')))
   writer.truncate(lambda r: not (r.get('evaluator') == evaluator.name
                                  and r.get('phase', '') == phase))
-  flat = workdir_lib.flatten(record, sep='/')
+  flat = flatten(record, sep='/')
   writer.write_scalars(epoch, {'evaluator': evaluator.name, 'phase': phase,
                                **{k: v for k, v in flat.items() if isinstance(v, (int, float))}})
   summary = (evaluator.summary(record) if evaluator.summary else

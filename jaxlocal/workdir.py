@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Iterable
 
-from jaxlocal.config_lib import ConfigError, migrated
+from jaxlocal.config_lib import ConfigError, flatten, migrated
 
 CONFIG = 'config.json'
 HISTORY = 'config_history.jsonl'
@@ -58,17 +58,6 @@ def describe(changes: dict) -> str:
   """``'model ('vgg8b' -> 'mlp'), learning_rate (0.0005 -> 0.001)'``, sorted by field."""
   return ', '.join(f'{k} ({json.dumps(a)} -> {json.dumps(b)})' for k, (a, b) in
                    sorted(changes.items()))
-
-
-def flatten(record: dict, prefix: str = '', sep: str = '.') -> dict:
-  """A nested record as ``{'a<sep>b': value}`` (``'a.b'`` for a config)."""
-  flat = {}
-  for key, value in record.items():
-    if isinstance(value, dict):
-      flat.update(flatten(value, f'{prefix}{key}{sep}', sep))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
 
 
 def config_record(config) -> dict:
