@@ -277,7 +277,7 @@ def update_blocks_in_order(blocks: Sequence[Block],
   ``h`` need not outlive the backward; and block i+1's input is computed after every gradient of
   block i, so block i's activations are dead before block i+1 runs. The step's peak temporary
   memory is then that of its largest block (its forward, heads and backward) instead of every
-  block's activations at once: on XLA:CPU at batch 128, VGG11B pred 0.40x and VGG8B pred 0.56x
+  block's activations at once: on XLA:CPU at batch 128, VGG11B pred 0.35x and VGG8B pred 0.48x
   of global backprop's, against 0.90x and 0.89x for the summed step (docs/results.md).
   """
   x = batch['image']
