@@ -67,6 +67,22 @@ def random_batch(info, batch_size: int, seed: int = 0) -> dict:
           'index': jnp.arange(batch_size)}
 
 
+def step_bytes(learner, info, batch_size: int) -> dict:
+  """Compiled sizes (bytes) of ``learner``'s donated train step at ``batch_size``, from
+  abstract shapes only (nothing is run): ``total`` (temporary + arguments + outputs not aliased
+  to donated arguments), ``temp`` and ``argument``."""
+  batch = jax.eval_shape(lambda: random_batch(info, batch_size))
+  key = jax.random.key(0)
+  state = jax.eval_shape(learner.init, key, jax.ShapeDtypeStruct(
+      (2, *info.image_shape), batch['image'].dtype))
+  memory = jax.jit(learner.train_step, donate_argnums=0).lower(
+      state, batch, key).compile().memory_analysis()
+  total = (memory.temp_size_in_bytes + memory.argument_size_in_bytes
+           + memory.output_size_in_bytes - memory.alias_size_in_bytes)
+  return {'total': total, 'temp': memory.temp_size_in_bytes,
+          'argument': memory.argument_size_in_bytes}
+
+
 def flop_rate(step, args: tuple, seconds: float, batch_size: int, compute_dtype: str,
               peak_tflops: float = 0.0) -> dict:
   """FLOP columns of one call ``step(*args)`` that took ``seconds``: its FLOPs counted from its

@@ -24,6 +24,11 @@ lasts at most that plus one row. The last command below took 2 min 44 s on 2 sha
     --losses=glob,pred,predsim
   python benchmarks/local_vs_global.py --batch_size=8 --model=vgg8b --losses=glob,predsim \
     --repeats=2
+  python benchmarks/local_vs_global.py --memory_only --compute_dtype=bfloat16  # compile only
+
+``--memory_only`` compiles each step from abstract shapes (``common.step_bytes``) and reports its
+temporary and argument memory without running it: the whole VGG8B and VGG11B table in minutes
+on a CPU.
 """
 
 import jax
@@ -31,7 +36,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from common import (TimeBudget, define_max_seconds_flag, flop_rate, learner_of, random_batch,
-                    report)
+                    report, step_bytes)
 from jaxlocal.parallel.cost import step_seconds
 
 config_flags.DEFINE_config_file('config', 'configs/cifar10.py', 'Config of the dataset.')
@@ -45,6 +50,8 @@ flags.DEFINE_integer('repeats', 5, 'Timed steps per row (the median is reported)
 flags.DEFINE_float('peak_tflops', 0.0, 'The device\'s dense matmul peak in TFLOP/s for the '
                    'compute dtype; 0 = jaxlocal.flops.PEAK_TFLOPS by device kind (not '
                    'reported for a device it does not know).')
+flags.DEFINE_bool('memory_only', False, 'Compile only: temporary and argument memory, no step '
+                  'time (nothing is run).')
 define_max_seconds_flag()
 flags.DEFINE_string('json', 'local_vs_global.json', 'Where to write the results.')
 FLAGS = flags.FLAGS
@@ -65,6 +72,12 @@ def measure(config, batch_size: int, repeats: int) -> dict:
                       config.compute_dtype, FLAGS.peak_tflops)}
 
 
+def measure_memory(config, batch_size: int) -> dict:
+  learner, info = learner_of(config)
+  sizes = step_bytes(learner, info, batch_size)
+  return {'temp_MiB': sizes['temp'] / 2**20, 'argument_MiB': sizes['argument'] / 2**20}
+
+
 def main(argv):
   del argv
   rows, budget = [], TimeBudget(FLAGS.max_seconds)
@@ -77,18 +90,29 @@ def main(argv):
       loss, _, bpf = name.partition('+')
       config.model, config.loss, config.bpf = model, loss, bpf == 'bpf'
       config.compute_dtype = FLAGS.compute_dtype
-      row = {'model': model, 'loss': name, **measure(config, FLAGS.batch_size, FLAGS.repeats)}
+      if FLAGS.memory_only:
+        row = {'model': model, 'loss': name, **measure_memory(config, FLAGS.batch_size)}
+      else:
+        row = {'model': model, 'loss': name,
+               **measure(config, FLAGS.batch_size, FLAGS.repeats)}
       base = base or row
-      row['time_vs_first'] = row['median_step_s'] / base['median_step_s']
+      if not FLAGS.memory_only:
+        row['time_vs_first'] = row['median_step_s'] / base['median_step_s']
       row['temp_memory_vs_first'] = row['temp_MiB'] / base['temp_MiB']
       rows.append(row)
       print(row, flush=True)
-  report(f'local vs global, batch {FLAGS.batch_size}, {FLAGS.compute_dtype}, median of '
-         f'{FLAGS.repeats} steps (ratios against {FLAGS.losses[0]} on the same network)',
-         ['model', 'loss', 'median_step_s', 'images_per_s', 'time_vs_first', 'temp_MiB',
-          'temp_memory_vs_first', 'GFLOP_per_image', 'TFLOP_per_s']
-         + (['fraction_of_peak'] if any('fraction_of_peak' in r for r in rows) else []), rows,
-         FLAGS.json, batch_size=FLAGS.batch_size, compute_dtype=FLAGS.compute_dtype,
+  if FLAGS.memory_only:
+    title = (f'local vs global, batch {FLAGS.batch_size}, {FLAGS.compute_dtype}, compiled '
+             f'memory only (ratios against {FLAGS.losses[0]} on the same network), '
+             f'{jax.default_backend()}')
+    columns = ['model', 'loss', 'temp_MiB', 'temp_memory_vs_first', 'argument_MiB']
+  else:
+    title = (f'local vs global, batch {FLAGS.batch_size}, {FLAGS.compute_dtype}, median of '
+             f'{FLAGS.repeats} steps (ratios against {FLAGS.losses[0]} on the same network)')
+    columns = (['model', 'loss', 'median_step_s', 'images_per_s', 'time_vs_first', 'temp_MiB',
+                'temp_memory_vs_first', 'GFLOP_per_image', 'TFLOP_per_s']
+               + (['fraction_of_peak'] if any('fraction_of_peak' in r for r in rows) else []))
+  report(title, columns, rows, FLAGS.json, memory_only=FLAGS.memory_only, batch_size=FLAGS.batch_size, compute_dtype=FLAGS.compute_dtype,
          skipped=budget.skipped)
 
 

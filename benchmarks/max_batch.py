@@ -21,7 +21,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from common import learner_of, random_batch, report
+from common import learner_of, report, step_bytes
 
 config_flags.DEFINE_config_file('config', 'configs/cifar10.py', 'Config of the dataset.')
 flags.DEFINE_multi_string('model', ['vgg8b'], 'Networks (config.model values); repeat the flag '
@@ -66,20 +66,6 @@ def largest_batch(size: Callable[[int], int], budget: int, *, start: int = 128,
       guess = b1 + int((budget - s1) * (b2 - b1) // (s2 - s1))
     probe = min(max(guess, lo + 1), hi - 1)
   return lo
-
-
-def step_bytes(learner, info, batch_size: int) -> dict:
-  """Compiled sizes (bytes) of ``learner``'s donated train step at ``batch_size``."""
-  batch = jax.eval_shape(lambda: random_batch(info, batch_size))
-  key = jax.random.key(0)
-  state = jax.eval_shape(learner.init, key, jax.ShapeDtypeStruct(
-      (2, *info.image_shape), batch['image'].dtype))
-  memory = jax.jit(learner.train_step, donate_argnums=0).lower(
-      state, batch, key).compile().memory_analysis()
-  total = (memory.temp_size_in_bytes + memory.argument_size_in_bytes
-           + memory.output_size_in_bytes - memory.alias_size_in_bytes)
-  return {'total': total, 'temp': memory.temp_size_in_bytes,
-          'argument': memory.argument_size_in_bytes}
 
 
 def main(argv):

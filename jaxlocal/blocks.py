@@ -26,6 +26,7 @@ import optax
 from flax import struct
 
 from jaxlocal.rules.feedback import FEEDBACK, cosine_angle, with_true_feedback
+from jaxlocal.ordering import after
 from jaxlocal.objectives.base import LocalObjective, LossFn, as_objective
 from jaxlocal.precision import cast_floating, computing_in, like
 from jaxlocal.schedules import BlockSchedule
@@ -291,13 +292,12 @@ def update_blocks_in_order(blocks: Sequence[Block],
 
   What is computed is the summed step's: block i+1 reads block i's output from before block i's
   update, with the same dropout keys, and block i's gradient is that of its own loss. Only the
-  schedule differs, made by two data dependencies (:func:`_after`; XLA:CPU drops
-  ``lax.optimization_barrier`` before scheduling, so a barrier orders nothing there): block i's
+  schedule differs, made by two data dependencies (:func:`jaxlocal.ordering.after`): block i's
   backward pass starts from a seed computed after block i's output (e.g. pooled), so its larger
   ``h`` need not outlive the backward; and block i+1's input is computed after every gradient of
   block i, so block i's activations are dead before block i+1 runs. The step's peak temporary
   memory is then that of its largest block (its forward, heads and backward) instead of every
-  block's activations at once: on XLA:CPU at batch 128, VGG11B pred 0.40x and VGG8B pred 0.56x
+  block's activations at once: on XLA:CPU at batch 128, VGG11B pred 0.35x and VGG8B pred 0.48x
   of global backprop's, against 0.90x and 0.89x for the summed step (docs/results.md).
   """
   x = batch['image']
@@ -313,9 +313,9 @@ def update_blocks_in_order(blocks: Sequence[Block],
     loss, backward, (block_metrics, new_stats, out) = jax.vjp(
         lambda p: block_loss(p, x), state.params[i], has_aux=True)
     # The backward starts from a seed computed after ``out`` (the next block's input).
-    (grads,) = backward(_after(jnp.ones_like(loss), out))
+    (grads,) = backward(after(jnp.ones_like(loss), out))
     new_params, new_opt_state = optimizer_step(tx, state.params[i], grads, state.opt_state[i])
-    x = _after(out, grads) if i + 1 < len(blocks) else out
+    x = after(out, grads) if i + 1 < len(blocks) else out
     losses.append(loss)
     metrics.update(block_metrics)
     params.append(new_params)
@@ -326,21 +326,6 @@ def update_blocks_in_order(blocks: Sequence[Block],
   state = state.replace(step=state.step + 1, params=tuple(params), batch_stats=tuple(stats),
                         opt_state=tuple(opt_state))
   return state, metrics, jax.lax.stop_gradient(x)
-
-
-def _after(x, tree):
-  """``x`` (an array or a pytree of them) unchanged, bitwise, but computed after every leaf of
-  ``tree``.
-
-  ``lax.optimization_barrier`` does not order anything on XLA:CPU, which removes barriers
-  before it schedules. This dependency is real: ``x + c`` with ``c = -0.0`` (the exact additive
-  identity, also for ``x = -0.0``) computed from a sum over every leaf, which XLA cannot fold
-  away, since ``0 · v`` is not 0 for every float ``v``. ``c`` is -0.0 even when the sum is not
-  finite (it enters only through a comparison), so a NaN below never reaches ``x``.
-  """
-  total = sum(jnp.sum(leaf, dtype=jnp.float32) for leaf in jax.tree.leaves(tree))
-  ties = (total == total).astype(jnp.float32)
-  return jax.tree.map(lambda a: a + (ties * -0.0).astype(a.dtype), x)
 
 
 def optimizer_step(tx: optax.GradientTransformation, params, grads, opt_state):

@@ -16,6 +16,8 @@ RUNS = {
                          '--batch_size=16', '--repeats=1'],
     'local_vs_global': ['--config=configs/quickstart.py', '--model=vgg:8,M',
                         '--losses=glob,pred,pred+bpf', '--batch_size=8', '--repeats=1'],
+    'local_vs_global --memory_only': ['--config=configs/quickstart.py', '--model=vgg:8,M',
+                                      '--losses=glob,pred', '--batch_size=8', '--memory_only'],
     'ssl_steps': ['--rows=e2e_bp,gll_bp@1', '--batch_size=4', '--repeats=1'],
     'scaling': ['--config=configs/mnist.py:mlp', '--config.num_hidden=64', '--cpu_devices=2',
                 '--devices=1,2',
@@ -25,9 +27,10 @@ RUNS = {
 
 @pytest.mark.parametrize('name', sorted(RUNS))
 def test_benchmark_runs_and_writes_json(tmp_path, name):
-  out = tmp_path / f'{name}.json'
+  script = name.split()[0]
+  out = tmp_path / f'{script}.json'
   env = {**os.environ, 'PYTHONPATH': str(REPO)}
-  result = subprocess.run([sys.executable, f'benchmarks/{name}.py', *RUNS[name],
+  result = subprocess.run([sys.executable, f'benchmarks/{script}.py', *RUNS[name],
                            f'--json={out}'], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -48,6 +51,9 @@ def test_benchmark_runs_and_writes_json(tmp_path, name):
   if name == 'local_vs_global':
     assert [r['loss'] for r in rows] == ['glob', 'pred', 'pred+bpf']
     assert rows[0]['time_vs_first'] == 1.0 and all(r['temp_MiB'] >= 0 for r in rows)
+  if name == 'local_vs_global --memory_only':
+    assert [r['loss'] for r in rows] == ['glob', 'pred'] and 'median_step_s' not in rows[0]
+    assert rows[0]['temp_memory_vs_first'] == 1.0 and all(r['temp_MiB'] > 0 for r in rows)
 
 
 def test_gpu_session_script_names_bad_stages_and_packs_results(tmp_path):

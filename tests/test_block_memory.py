@@ -89,15 +89,11 @@ def temp_bytes(loss: str, in_order: bool, image_shape=(8, 8, 3), batch_size=16) 
 
 def test_in_order_step_holds_a_fraction_of_global_backprops_temporary_memory():
   """Each block's activations die before the next block runs: on four equal blocks, pred holds
-  about one block's (0.40x glob on XLA:CPU, jax 0.10.2, 2026-12-05), predsim one block's and its
-  sim head's (0.73x); the summed local step schedules every forward first and holds 0.85-0.93x."""
+  about one block's (0.397x glob on XLA:CPU, jax 0.10.2, 2026-12-06), predsim one block's and its
+  sim head's (0.725x); the summed local step, which schedules every forward first, held 0.85x."""
   glob = temp_bytes('glob', in_order=False)
-  pred = temp_bytes('pred', in_order=True)
-  pred_summed = temp_bytes('pred', in_order=False)
-  predsim = temp_bytes('predsim', in_order=True)
-  ratios = {'pred': pred / glob, 'pred summed': pred_summed / glob, 'predsim': predsim / glob}
-  assert pred <= 0.5 * glob and pred <= 0.5 * pred_summed, ratios
-  assert predsim <= 0.8 * glob, ratios
+  ratios = {loss: temp_bytes(loss, in_order=True) / glob for loss in ('pred', 'predsim')}
+  assert ratios['pred'] <= 0.42 and ratios['predsim'] <= 0.76, ratios
 
 
 def test_largest_batch_finds_the_boundary_of_a_monotone_size():
@@ -151,3 +147,67 @@ def test_batch_norm_equals_flax(dtype):
     np.testing.assert_array_equal(
         np.asarray(evaluate(BatchNorm(use_running_average=True)), np.float32),
         np.asarray(evaluate(nn.BatchNorm(), use_running_average=True), np.float32))
+
+
+def test_max_pool_gradient_equals_the_reduce_max_gradient_and_takes_the_first_tie():
+  """max_pool_2x2's hand-written gradient (it keeps only x) is JAX's derivative of the reshape
+  and max it replaces, bitwise, where no window has a tie (odd sizes cropped); on a tie the
+  whole gradient goes to the window's first maximum, row-major, as in PyTorch."""
+  from jaxlocal.models.layers import max_pool_2x2
+
+  def reduce_max_pool(x):
+    b, h, w, c = x.shape
+    x = x[:, :h // 2 * 2, :w // 2 * 2]
+    return jnp.max(x.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+
+  x = jax.random.normal(jax.random.key(0), (3, 7, 9, 5))
+  w = jax.random.normal(jax.random.key(1), (3, 3, 4, 5))
+  loss = lambda pool: jax.jit(jax.value_and_grad(lambda x: jnp.sum(pool(x) * w)))(x)
+  (want, want_grad), (got, got_grad) = loss(reduce_max_pool), loss(max_pool_2x2)
+  np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+  np.testing.assert_array_equal(np.asarray(got_grad), np.asarray(want_grad))
+  tied = jnp.array([[1., 3.], [3., 0.]])[None, :, :, None]
+  np.testing.assert_array_equal(
+      np.asarray(jax.grad(lambda x: 2 * max_pool_2x2(x).sum())(tied)).ravel(), [0, 2, 0, 0])
+
+
+def test_conv_block_drops_after_pooling_the_same_values():
+  """ConvBlock pools before its channel dropout: h and out are bitwise those of dropout then
+  pooling (the reference's order), as the channel mask does not depend on the spatial size and a
+  positive factor commutes with the max; the gradients w.r.t. the parameters and the input agree
+  to float rounding (XLA fuses the two differently; the conv bias's gradient, 0 before BatchNorm
+  but for rounding, is all rounding)."""
+  import flax.linen as nn
+  from jaxlocal.models.layers import Conv, batch_norm, max_pool_2x2, nonlinearity
+  from jaxlocal.models.vgg import ConvBlock
+
+  class DropThenPool(ConvBlock):
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+      x = Conv(self.features, self.kernel_size, self.stride, self.padding)(x)
+      h = nonlinearity(self.nonlin)(batch_norm(train)(x))
+      out = nn.Dropout(self.dropout, broadcast_dims=(1, 2), deterministic=not train)(h)
+      return h, max_pool_2x2(out)
+
+  x = jax.random.normal(jax.random.key(0), (4, 6, 6, 3))
+  for nonlin in ('relu', 'leakyrelu'):
+    fields = dict(features=8, nonlin=nonlin, dropout=0.4, pool=True)
+    variables = ConvBlock(**fields).init(jax.random.key(1), x)
+    w = jax.random.normal(jax.random.key(2), (4, 3, 3, 8))
+
+    def loss(module, params, x):
+      (h, out), _ = module.apply({**variables, 'params': params}, x, train=True,
+                                 rngs={'dropout': jax.random.key(3)}, mutable=['batch_stats'])
+      return jnp.sum(out * w) + jnp.sum(h ** 2), (h, out)
+
+    results = [jax.jit(jax.value_and_grad(lambda p, x, m=m: loss(m, p, x), (0, 1),
+                                          has_aux=True))(variables['params'], x)
+               for m in (DropThenPool(**fields), ConvBlock(**fields))]
+    (_, want), want_grads = results[0]
+    (_, got), got_grads = results[1]
+    assert 0 < np.mean(np.asarray(got[1]) == 0) < 1  # some channels dropped, not all
+    for a, b in zip(want, got):
+      np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
+    scale = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(want_grads))
+    for a, b in zip(jax.tree.leaves(want_grads), jax.tree.leaves(got_grads)):
+      np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6 * scale)

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxlocal import ordering
+
 NHWC = ('NHWC', 'HWIO', 'NHWC')
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
@@ -44,9 +46,10 @@ def _conv_forward(x, kernel, strides, padding, dilation, precision):
 
 
 def _conv_backward(strides, padding, dilation, precision, residuals, dy):
+  """The kernel gradient first, then the input gradient, ordered by :func:`ordering.after`: x
+  (a residual) dies with the kernel gradient, before dx (its size) is made. XLA otherwise may
+  schedule dx first and hold x, dy and dx at once."""
   x, kernel = residuals
-  (dx,) = jax.vjp(lambda x_: _xla_conv(x_, kernel, strides, padding, dilation, precision),
-                  x)[1](dy)
   if dilation == (1, 1):
     by_matmuls = functools.partial(kernel_grad_by_matmuls, strides=strides, padding=padding,
                                    precision=precision)
@@ -57,6 +60,8 @@ def _conv_backward(strides, padding, dilation, precision, residuals, dy):
       x, dy, kernel, cpu=by_matmuls,
       default=functools.partial(kernel_grad_by_xla, strides=strides, padding=padding,
                                 dilation=dilation, precision=precision))
+  (dx,) = jax.vjp(lambda x_: _xla_conv(x_, kernel, strides, padding, dilation, precision),
+                  x)[1](ordering.after(dy, d_kernel))
   return dx, d_kernel
 
 

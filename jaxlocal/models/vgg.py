@@ -18,10 +18,15 @@ ARCHS = {
 
 
 class ConvBlock(nn.Module):
-  """Conv → BatchNorm → nonlinearity = h; out = maxpool?(dropout2d(h)).
+  """Conv → BatchNorm → nonlinearity = h; out = maxpool?(dropout2d(h)), computed as
+  dropout2d(maxpool?(h)).
 
   (B, H, W, Cin) -> h (B, H', W', C), out (B, H'/2 or H', …, C). Dropout drops whole channels
-  (``Dropout2d``); the local heads read h, before dropout.
+  (``Dropout2d``); the local heads read h, before dropout. The two orders give the same values:
+  the channel mask, (B, 1, 1, C), is drawn from the same key whatever the spatial size, and a
+  channel's factor (0 or 1/(1−p) > 0) commutes with the max, rounding included (rounding is
+  monotone); gradients too, but for windows where the scaling rounds two maxima into a tie.
+  Dropping after the pool keeps no dropped copy of h at full size (a quarter of it instead).
   """
 
   features: int
@@ -39,9 +44,8 @@ class ConvBlock(nn.Module):
     if self.use_batch_norm:
       x = batch_norm(train)(x)
     h = nonlinearity(self.nonlin)(x)
-    out = nn.Dropout(self.dropout, broadcast_dims=(1, 2), deterministic=not train)(h)
-    if self.pool:
-      out = max_pool_2x2(out)
+    out = max_pool_2x2(h) if self.pool else h
+    out = nn.Dropout(self.dropout, broadcast_dims=(1, 2), deterministic=not train)(out)
     return h, out
 
 
