@@ -30,7 +30,7 @@ HISTORY = 'config_history.jsonl'
 RUN_FIELDS = frozenset({
     'num_epochs', 'data_dir', 'progress_bar', 'eval_batch_size', 'checkpoints_to_keep',
     'deterministic', 'mesh.data', 'mesh.distributed', 'mesh.coordinator',
-    'mesh.num_processes', 'mesh.process_id',
+    'mesh.num_processes', 'mesh.process_id', 'runs.vectorize',
 })
 
 
