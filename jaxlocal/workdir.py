@@ -89,7 +89,12 @@ def changed_fields(stored: dict, current: dict, free: Iterable[str] = RUN_FIELDS
 
 
 def has_trained_epochs(workdir: str) -> bool:
-  """Whether ``<workdir>/checkpoints`` (or a phase folder in it) holds a saved epoch."""
+  """Whether ``<workdir>/checkpoints`` (or a phase folder in it) holds a saved epoch, or that of
+  a run folder ``<workdir>/run-*`` of a group (:mod:`jaxlocal.many_runs`)."""
+  if os.path.isdir(workdir) and any(
+      name.startswith('run-') and has_trained_epochs(os.path.join(workdir, name))
+      for name in os.listdir(workdir)):
+    return True
   root = os.path.join(workdir, 'checkpoints')
   for folder, subfolders, _ in os.walk(root):
     if any(re.fullmatch(r'\d+', name) for name in subfolders):
