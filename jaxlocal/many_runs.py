@@ -48,8 +48,7 @@ SUMMARY = 'summary.jsonl'
 
 def check_group(config, phases_per_run: Sequence[Sequence[Phase]]) -> None:
   """Raises ConfigError (one line) when the runs cannot share one program: a device mesh,
-  several processes, a block drawn at random per step, phases whose data derives from each
-  run's own state, or runs whose phases differ in epochs, batch, augmentation or order."""
+  several processes, a block drawn at random per step, or runs whose phases differ in epochs, batch, augmentation or order."""
   mesh = config.mesh
   if mesh.data != 1 or mesh.stage != 1:
     raise ConfigError('runs.seeds / runs.sweep train on one device: set mesh.data=1 and '
@@ -64,10 +63,6 @@ def check_group(config, phases_per_run: Sequence[Sequence[Phase]]) -> None:
       raise ConfigError(f'phase {phase.name or index!r} draws its block at random on the host '
                         'for every step (a random block schedule, e.g. ssl.scheme=rll); runs '
                         'of one program must train the same block: train them one by one')
-    if index > 0 and phase.data is not None:
-      raise ConfigError(f'phase {phase.name!r} trains on data derived from each run\'s own '
-                        'state (e.g. features of its trained layer); runs of one program share '
-                        'one dataset: train these runs one by one')
   shape = lambda ps: [(p.name, p.num_epochs, p.batch_size, p.augment, p.order) for p in ps]
   for run, phases in enumerate(phases_per_run[1:], 1):
     if shape(phases) != shape(first):
@@ -127,16 +122,27 @@ def train_group(phases_of: Callable[[dict | None], Sequence[Phase]], dataset: da
   fields = sweeps.swept_fields(list(runs))
   values = {f: jnp.asarray([dict(r.overrides)[f] for r in runs], jnp.float32) for f in fields}
   phases = phases_of(None)
-  records = [None] * count
-  states = None
+  datasets, states = [dataset] * count, None
   for index, phase in enumerate(phases):
-    if index == 0 and phase.data is not None:
-      dataset = phase.data(None, dataset)
     learner_of = _traced(fields, lambda v, i=index: (phases_of(v) if fields else phases)[i].learner)
     keys = [phase_key(r.seed, index, len(phases)) for r in runs]
-    states, records = _train_phase(phase, learner_of, values, dataset, keys, run_dirs,
-                                   vectorize, eval_batch_size, checkpoints_to_keep,
-                                   progress_bar, title)
+    train = lambda data, v, k, dirs: _train_phase(
+        phase, learner_of, v, data, k, dirs, vectorize, eval_batch_size, checkpoints_to_keep,
+        progress_bar, title)
+    if index > 0 and phase.data is not None:
+      # Data derived from each run's own state (features of its trained layer): the runs
+      # train this phase one after another, each on its own data.
+      print(f'phase {phase.name!r} trains on data derived from each run\'s state: its '
+            f'{count} runs train one after another', flush=True)
+      datasets = [phase.data(s, d) for s, d in zip(_unstack(states, count), datasets)]
+      done = [train(datasets[r], {f: v[r:r + 1] for f, v in values.items()}, keys[r:r + 1],
+                    run_dirs[r:r + 1]) for r in range(count)]
+      states = _stack([jax.tree.map(lambda x: x[0], s) for s, _ in done])
+      records = [rec[0] for _, rec in done]
+    else:
+      if phase.data is not None:
+        datasets = [phase.data(None, datasets[0])] * count
+      states, records = train(datasets[0], values, keys, run_dirs)
     if phase.finish is not None:
       for state, run_dir in zip(_unstack(states, count), run_dirs):
         phase.finish(state, run_dir)
@@ -151,6 +157,7 @@ def _train_phase(phase: Phase, learner_of, values: dict, dataset: data_lib.Datas
   """Trains one phase of every run (resuming all from the last epoch all saved): returns the
   stacked states and each run's last record."""
   count, learner, batch_size = len(keys), phase.learner, phase.batch_size
+  mode = 'vmap' if count == 1 else mode
   check_positive(num_epochs=phase.num_epochs)
   steps = data_lib.steps_per_epoch(len(dataset.x_train), batch_size)
   split = [jax.random.split(k) for k in keys]
@@ -234,7 +241,6 @@ def _epoch_runner(phase: Phase, learner_of, values, dataset, state, x_train, y_t
     return jax.jit(over_runs(step, (0, 0, None, None, 0, 0, None, 0), count, mode),
                    donate_argnums=(0, 1))
 
-  branches = [fused(b) for b in range(len(learner.block_steps or (None,)))]
   one = jax.tree.map(lambda x: x[0], state)
   images = jax.eval_shape(
       lambda x: data_lib.preprocess(jax.random.key(0), x, mean=dataset.mean, std=dataset.std,
@@ -244,6 +250,12 @@ def _epoch_runner(phase: Phase, learner_of, values, dataset, state, x_train, y_t
            'index': jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
   sums_shape = jax.eval_shape(learner.train_step, one, batch, jax.random.key(0))[1]
   new_sums = lambda: jax.tree.map(lambda s: jnp.zeros((count, *s.shape), s.dtype), sums_shape)
+  # Compiled ahead, so no epoch's images/s includes compilation (as the solo loop does).
+  perms_like = np.zeros((count, len(x_train)), np.int32)
+  keys_like = jnp.stack([jax.random.key(0)] * count)
+  branches = [fused(b).lower(state, new_sums(), x_train, y_train, perms_like, keys_like,
+                             np.int32(0), values).compile()
+              for b in range(len(learner.block_steps or (None,)))]
   sync_every = max(1, steps // 20)
 
   def run_epoch(state, keys, bar, epoch):
