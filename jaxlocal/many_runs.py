@@ -15,6 +15,8 @@ differ between runs; a field that sets a shape or a Python branch fails to trace
 Each run writes its own folder ``<workdir>/run-<i>-seed<s>[...]`` (config.json, metrics.jsonl,
 learning curves, checkpoints), as a solo run of its config would; the group writes
 ``summary.jsonl`` (mean, std, min and max of every final metric) and prints it as a table.
+A later phase whose data derives from each run's own state (a Hebbian head on that run's
+features, an SSL probe) trains its runs one after another, each as a group of one on its data.
 """
 
 from __future__ import annotations
