@@ -101,6 +101,8 @@ def test_associated_learning_group_equals_solo(tmp_path):
   group_equals_solo(tmp_path, c)
 
 
+@pytest.mark.skip(reason='issue 29, open: the vmapped SAE group (nine one-block steps) took over '
+                  '600 s to compile on the shared 2-core CPU; make it smaller or unroll it')
 def test_sae_group_with_a_block_schedule_equals_solo(tmp_path):
   from jaxlocal.recipes import sae_experiment_config
   c = sae_experiment_config('mnist', 'labels_100')
