@@ -64,6 +64,12 @@ def run_config() -> ml_collections.ConfigDict:
   c.mesh.process_id = 0
   c.compute_dtype = 'float32'  # or 'bfloat16': bf16 compute, f32 parameters, optimiser and loss
   c.deterministic = False      # True: bitwise-reproducible GPU runs (jaxlocal/determinism.py)
+  # --- many runs in one program (README "Many runs in one program"; jaxlocal/sweeps.py) ---
+  c.runs = ml_collections.ConfigDict()
+  c.runs.seeds = ''            # '0,1,2,3': one run per seed, trained together; '' = config.seed
+  c.runs.sweep = ''            # 'beta=0.9,0.99;learning_rate=5e-4,1e-3': float fields per run
+  c.runs.mode = 'product'      # sweep fields combined as a 'product' or a 'zip' (equal lengths)
+  c.runs.vectorize = 'auto'    # 'vmap', 'unroll' (a loop over runs in the one step), 'auto'
   # --- bookkeeping ---
   c.checkpoints_to_keep = 2
   c.progress_bar = True

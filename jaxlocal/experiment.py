@@ -12,7 +12,7 @@ import os
 import jax
 
 from jaxlocal import data as data_lib
-from jaxlocal import methods
+from jaxlocal import many_runs, methods, sweeps
 from jaxlocal import workdir as workdir_lib
 from jaxlocal.config_lib import ConfigError, check_moved_fields
 from jaxlocal.parallel.mesh import MeshSpec
@@ -59,6 +59,9 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
   """
   try:
     check_config(config)
+    group = sweeps.is_group(config)
+    if group:
+      sweeps.parse_runs(config)
     method = methods.get_method(config.method)
     pending = workdir_lib.check(config, workdir, allow_config_change=allow_config_change,
                                 schedule_fields=getattr(method, 'SCHEDULE_FIELDS', ()),
@@ -76,6 +79,14 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
         f'{jax.default_backend()} device(s)', flush=True)
   title = (f'{config.dataset} · {config.method}: {config.model}'
            + (f' · {config.loss}' if config.method == 'local_error' else '') + f' — {workdir}')
+  if group:
+    pending.accept()
+    try:
+      return many_runs.train_config_group(config, method, dataset, workdir, title)
+    except ValueError as error:
+      if isinstance(error, ConfigError):
+        raise
+      raise ConfigError(str(error)) from error
   return fit_phases(phases, dataset, workdir=workdir, seed=config.seed,
                     eval_batch_size=config.eval_batch_size,
                     checkpoints_to_keep=config.checkpoints_to_keep,

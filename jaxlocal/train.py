@@ -81,7 +81,7 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
     return _make_pipeline_epoch_runner(learner, dataset, batch_size, augment, order, mesh,
                                        stage_bounds)
   rep = replicated(mesh)
-  make_batch = _batch_maker(dataset, batch_size, augment, batch_sharded(mesh))
+  make_batch = batch_maker(dataset, batch_size, augment, batch_sharded(mesh))
 
   def fused(train_step):
     def step(state, sums, x_all, y_all, perm, key, i):
@@ -124,18 +124,19 @@ def make_epoch_runner(learner: Learner, dataset: data_lib.Dataset, batch_size: i
       state, sums = compiled[int(active[i])](state, sums, x_train, y_train, perm, step_key,
                                              np.int32(i))
       if (i + 1) % sync_every == 0 or i + 1 == steps:
-        _check_finite(sums, f'step {i + 1}/{steps}')  # waits for the device
+        check_finite(sums, f'step {i + 1}/{steps}')  # waits for the device
         bar.update((i + 1) * batch_size - bar.n)
     return state, mean_over(sums, steps), time.perf_counter() - started
 
   return run_epoch
 
 
-def _batch_maker(dataset: data_lib.Dataset, batch_size: int, augment: Augment, sharding):
+def batch_maker(dataset: data_lib.Dataset, batch_size: int, augment: Augment, sharding):
   """``make_batch(x_all, y_all, perm, key, i) -> (batch, step_key)``, jit-able: batch ``i`` of
   the permutation gathered from the on-device dataset and augmented, split by ``sharding``
-  from the gather on."""
-  shard = lambda tree: jax.lax.with_sharding_constraint(tree, sharding)
+  from the gather on (None: no constraint)."""
+  shard = ((lambda tree: tree) if sharding is None else
+           (lambda tree: jax.lax.with_sharding_constraint(tree, sharding)))
 
   def make_batch(x_all, y_all, perm, key, i):
     idx = data_lib.batch_indices(perm, i, batch_size)
@@ -151,7 +152,7 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
 
 
-def _check_finite(sums: dict, where: str) -> None:
+def check_finite(sums: dict, where: str) -> None:
   """Raises :class:`TrainingDivergedError` naming the metrics in ``sums`` that are not finite."""
   if not bool(_all_finite(sums)):
     bad = sorted(k for k, v in jax.device_get(sums).items() if not math.isfinite(v))
@@ -178,7 +179,7 @@ def _make_pipeline_epoch_runner(learner: Learner, dataset: data_lib.Dataset, bat
   rep0, rep = pipe.replicated[0], replicated(mesh)
   data = dataset_sharding(pipe.meshes[0], len(dataset.x_train))
   x_train, y_train = put((dataset.x_train, dataset.y_train), data)
-  feed_step = jax.jit(_batch_maker(dataset, batch_size, augment, pipe.input_sharding()),
+  feed_step = jax.jit(batch_maker(dataset, batch_size, augment, pipe.input_sharding()),
                       in_shardings=(data, data, rep0, rep0, rep0),
                       out_shardings=(pipe.input_sharding(), rep0))
 
@@ -193,7 +194,7 @@ def _make_pipeline_epoch_runner(learner: Learner, dataset: data_lib.Dataset, bat
     feed = lambda m: feed_step(x_train, y_train, perm, step_key, np.int32(m))[0]
     states, sums = pipe.run(states, sums, feed, steps, step_key)
     for k, stage_sums in enumerate(sums):
-      _check_finite(stage_sums, f'stage {k} in this epoch')
+      check_finite(stage_sums, f'stage {k} in this epoch')
     seconds = time.perf_counter() - started
     bar.update(steps * batch_size - bar.n)
     metrics = {k: float(v) / steps for k, v in pipe.metrics(sums).items()}
@@ -242,7 +243,7 @@ def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: s
   for index, phase in enumerate(phases):
     if phase.data is not None:
       phase_data = phase.data(state, phase_data)
-    state, records = _train_phase(phase, phase_data, _phase_key(seed, index, len(phases)),
+    state, records = _train_phase(phase, phase_data, phase_key(seed, index, len(phases)),
                                   workdir=workdir, eval_batch_size=eval_batch_size,
                                   checkpoints_to_keep=checkpoints_to_keep,
                                   progress_bar=progress_bar, mesh=mesh, title=title,
@@ -253,13 +254,7 @@ def fit_phases(phases: Sequence[Phase], dataset: data_lib.Dataset, *, workdir: s
                        epoch=record['epoch'], phase=phase.name)
     if phase.finish is not None:
       phase.finish(state, workdir, records)
-  goal = phases[-1].num_epochs
-  epochs = (f'{record["epoch"]}/{goal}' if record['epoch'] <= goal else
-            f'{record["epoch"]} (already reached before this run; num_epochs={goal})')
-  print(f'final: epoch {epochs} test_accuracy='
-        f'{_fmt(record["test_accuracy"])} test_error={_fmt_error(record["test_accuracy"])} '
-        f'train_loss={_fmt(record["train_loss"])} images/s={record["images_per_sec"]:.0f} '
-        f'workdir={workdir}', flush=True)
+  print_final(record, phases[-1].num_epochs, workdir)
   return record
 
 
@@ -284,7 +279,7 @@ def write_evaluation(evaluator: Evaluator, record: dict, workdir: str, *, epoch:
   print(f'{evaluator.name}{f" [{phase}]" if phase else ""}: {summary}', flush=True)
 
 
-def _phase_key(seed: int, index: int, num_phases: int) -> jax.Array:
+def phase_key(seed: int, index: int, num_phases: int) -> jax.Array:
   """The key of phase ``index``: the run's seed itself for a single phase."""
   key = jax.random.key(seed)
   return key if num_phases == 1 else jax.random.fold_in(key, index)
@@ -311,7 +306,7 @@ def restored_states(phases: Sequence[Phase], dataset: data_lib.Dataset, workdir:
   for index, phase in enumerate(phases):
     if phase.data is not None:
       phase_data = phase.data(state, phase_data)
-    init_key, _ = jax.random.split(_phase_key(seed, index, len(phases)))
+    init_key, _ = jax.random.split(phase_key(seed, index, len(phases)))
     like = initial_state(phase.learner, phase_data, init_key)
     checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints', phase.name))
     try:
@@ -382,20 +377,8 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
                 f'checkpoint (epoch {checkpointer.latest_epoch() or "none"}) in {workdir} is '
                 'intact. Lower the learning rate or check the data, then rerun.') from None
         test = evaluate(eval_step, state, dataset.x_test, dataset.y_test, eval_batch_size, rep)
-        xent = _output_xent_key(learner)
-        record = {
-            **({'phase': phase.name} if phase.name else {}),
-            'train_loss': train.get('loss'),
-            'test_loss': test.get('loss'),
-            'train_xent': train.get(xent),
-            'test_xent': test.get(xent),
-            'train_accuracy': train.get('accuracy'),
-            'test_accuracy': test.get('accuracy'),
-            'images_per_sec': steps * batch_size / seconds,
-            'epoch_seconds': seconds,
-            **{f'train/{k}': v for k, v in train.items()},
-            **{f'test/{k}': v for k, v in test.items()},
-        }
+        record = epoch_record(phase.name, train, test, output_xent_key(learner),
+                              steps * batch_size / seconds, seconds)
         writer.write_scalars(epoch, record)
         checkpointer.save(epoch, state)
         records.append({'epoch': epoch, **record})
@@ -403,7 +386,7 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
         if jax.process_index() == 0:
           plot_learning_curves(records, os.path.join(workdir, plot_name),
                                title=f'{title or workdir}{label}')
-        _print_epoch(f'{epoch}{label}', record, test)
+        print_epoch(f'{epoch}{label}', record, test)
     except KeyboardInterrupt:
       saved = checkpointer.latest_epoch()
       raise RunInterrupted(
@@ -418,7 +401,35 @@ def _train_phase(phase: Phase, dataset: data_lib.Dataset, key, *, workdir: str,
   return state, records
 
 
-def _output_xent_key(learner: Learner) -> str:
+def epoch_record(phase_name: str, train: dict, test: dict, xent: str, images_per_sec: float,
+                 seconds: float) -> dict:
+  """An epoch's metrics record (without ``epoch``) from its mean train and test metrics."""
+  return {
+      **({'phase': phase_name} if phase_name else {}),
+      'train_loss': train.get('loss'),
+      'test_loss': test.get('loss'),
+      'train_xent': train.get(xent),
+      'test_xent': test.get(xent),
+      'train_accuracy': train.get('accuracy'),
+      'test_accuracy': test.get('accuracy'),
+      'images_per_sec': images_per_sec,
+      'epoch_seconds': seconds,
+      **{f'train/{k}': v for k, v in train.items()},
+      **{f'test/{k}': v for k, v in test.items()},
+  }
+
+
+def print_final(record: dict, goal: int, workdir: str) -> None:
+  """The run's last line: its final epoch (of ``goal``), accuracy, error, loss and speed."""
+  epochs = (f'{record["epoch"]}/{goal}' if record['epoch'] <= goal else
+            f'{record["epoch"]} (already reached before this run; num_epochs={goal})')
+  print(f'final: epoch {epochs} test_accuracy='
+        f'{_fmt(record["test_accuracy"])} test_error={_fmt_error(record["test_accuracy"])} '
+        f'train_loss={_fmt(record["train_loss"])} images/s={record["images_per_sec"]:.0f} '
+        f'workdir={workdir}', flush=True)
+
+
+def output_xent_key(learner: Learner) -> str:
   """The metric of the network's output cross-entropy: ``<last block>/xent``."""
   return f'{learner.block_names[-1]}/xent' if learner.block_names else 'xent'
 
@@ -442,7 +453,7 @@ def per_process(name: str) -> str:
   return name if index == 0 else f'{name}.process{index}'
 
 
-def _print_epoch(epoch: str, record: dict, test: dict) -> None:
+def print_epoch(epoch: str, record: dict, test: dict) -> None:
   """One line per epoch: loss and accuracy, or a phase's own metrics when it has neither."""
   if record['test_accuracy'] is None and record['train_loss'] is None:
     summary = ' '.join(f'{k}={v:.4g}' for k, v in test.items())

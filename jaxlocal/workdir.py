@@ -30,7 +30,7 @@ HISTORY = 'config_history.jsonl'
 RUN_FIELDS = frozenset({
     'num_epochs', 'head.num_epochs', 'probe.num_epochs', 'data_dir', 'progress_bar', 'eval_batch_size', 'checkpoints_to_keep',
     'deterministic', 'mesh.data', 'mesh.distributed', 'mesh.coordinator',
-    'mesh.num_processes', 'mesh.process_id',
+    'mesh.num_processes', 'mesh.process_id', 'runs.vectorize',
 })
 
 
@@ -78,7 +78,12 @@ def changed_fields(stored: dict, current: dict, free: Iterable[str] = RUN_FIELDS
 
 
 def has_trained_epochs(workdir: str) -> bool:
-  """Whether ``<workdir>/checkpoints`` (or a phase folder in it) holds a saved epoch."""
+  """Whether ``<workdir>/checkpoints`` (or a phase folder in it) holds a saved epoch, or that of
+  a run folder ``<workdir>/run-*`` of a group (:mod:`jaxlocal.many_runs`)."""
+  if os.path.isdir(workdir) and any(
+      name.startswith('run-') and has_trained_epochs(os.path.join(workdir, name))
+      for name in os.listdir(workdir)):
+    return True
   root = os.path.join(workdir, 'checkpoints')
   for folder, subfolders, _ in os.walk(root):
     if any(re.fullmatch(r'\d+', name) for name in subfolders):

@@ -18,6 +18,8 @@ RUNS = {
                         '--losses=glob,pred,pred+bpf', '--batch_size=8', '--repeats=1'],
     'local_vs_global --memory_only': ['--config=configs/quickstart.py', '--model=vgg:8,M',
                                       '--losses=glob,pred', '--batch_size=8', '--memory_only'],
+    'many_runs': ['--config=configs/quickstart.py', '--model=vgg:8,M', '--batch_size=8',
+                  '--runs=1,2', '--steps=2', '--repeats=1'],
     'ssl_steps': ['--rows=e2e_bp,gll_bp@1', '--batch_size=4', '--repeats=1'],
     'scaling': ['--config=configs/mnist.py:mlp', '--config.num_hidden=64', '--cpu_devices=2',
                 '--devices=1,2',

@@ -225,7 +225,7 @@ def test_the_training_loop_runs_data_times_stage_and_matches_its_reference():
   mesh = MeshSpec().make()
   perm = epoch_permutation(jax.random.split(jax.random.key(1))[0], len(dataset.y_train))
   step_key = jax.random.split(jax.random.key(1))[1]
-  make = jax.jit(lambda i: train._batch_maker(dataset, 64, Augment(), replicated(mesh))(
+  make = jax.jit(lambda i: train.batch_maker(dataset, 64, Augment(), replicated(mesh))(
       jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train), perm, step_key, i)[0])
   batches = jax.tree.map(lambda *b: jnp.stack(b), *[make(i) for i in range(4)])
   example = preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)

@@ -136,7 +136,7 @@ def local_error(num_classes: int, loss: str = 'predsim', *, beta: float = 0.99,
   """
   if loss not in LOSSES:
     raise ValueError(f'unknown local loss {loss!r}; choose one of {LOSSES}')
-  if not 0.0 <= beta <= 1.0:
+  if isinstance(beta, (int, float)) and not 0.0 <= beta <= 1.0:  # a tracer: a swept β
     raise ValueError(f'beta must lie in [0, 1], got {beta}')
   if target_size < 1:
     raise ValueError(f'the label code length target_size must be >= 1, got {target_size}')
