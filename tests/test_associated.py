@@ -173,7 +173,7 @@ def test_per_image_standardisation_is_the_first_step_of_f1():
 
 def test_unknown_al_rows_name_the_choices():
   for row in ('vgg', 'mlp_xx', 'resnet20'):
-    with pytest.raises(ValueError, match=r"unknown row .* for mnist; choose one of \['cnn', 'mlp'\]"):
+    with pytest.raises(ValueError, match=r"unknown row .* for configs/al_mnist.py; choose one of \['cnn', 'mlp'\]"):
       load_config_file('al_mnist', row)
 
 

@@ -105,13 +105,14 @@ def test_associated_learning_group_equals_solo(tmp_path):
   group_equals_solo(tmp_path, c)
 
 
-@pytest.mark.skip(reason='issue 29, open: the vmapped SAE group (nine one-block steps) took over '
-                  '600 s to compile on the shared 2-core CPU; make it smaller or unroll it')
+@pytest.mark.skip(reason='issue 29, open: compiling the SAE group\'s nine one-block steps and '
+                  'the solo run\'s took over 10 min on one CPU core, vmapped or unrolled; too '
+                  'slow for the suite until the compile is cut')
 def test_sae_group_with_a_block_schedule_equals_solo(tmp_path):
   c = config_file('sae_mnist', 'labels_100')
   c.sae.update(width=0.125, num_labels=32, schedule='wave')
-  c = digits(c, image_size=16, num_epochs=2)
-  group_equals_solo(tmp_path, c)
+  c = digits(c, image_size=16, train_examples=96)
+  group_equals_solo(tmp_path, c, vectorize='unroll')
 
 
 def test_ssl_encoder_and_probe_group_equals_solo(tmp_path):
@@ -200,8 +201,8 @@ def test_refusals_are_one_line_config_errors(tmp_path, overrides, message):
 
 
 def test_random_block_schedule_is_refused(tmp_path):
-  from jaxlocal.recipes import ssl_experiment_config
-  c = digits(ssl_experiment_config('hinge_fmnist_to_mnist', 'rll_bp'))
+  c = digits(config_file('ssl_hinge_fmnist_to_mnist', 'rll_bp'))
+  c.probe.dataset = ''
   c.ssl.batch_size = 32
   c.runs.seeds = '0,1'
   with pytest.raises(ConfigError, match='at random'):
