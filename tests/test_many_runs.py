@@ -12,7 +12,10 @@ from jaxlocal import config_lib, experiment, sweeps, workdir as workdir_lib
 from jaxlocal.config_lib import ConfigError
 from jaxlocal.recipes import config_file
 
-RTOL, ATOL = 1e-5, 1e-6   # float32: the group's step and the solo step round alike
+# float32: the group's step and the solo step compute the same operations, but XLA may fuse
+# and order them differently (a vmapped or unrolled step is another program), so they agree to
+# rounding: up to 2e-6 apart after an epoch (an SSL probe's kernel, XLA:CPU at -O0).
+RTOL, ATOL = 1e-5, 1e-5
 # ... except a bias feeding a BatchNorm (and the running mean that carries it): its gradient is
 # rounding noise, which Adam's normalisation turns into steps of the learning rate's size.
 NOISE_ATOL = 1e-3
@@ -105,10 +108,11 @@ def test_associated_learning_group_equals_solo(tmp_path):
   group_equals_solo(tmp_path, c)
 
 
-@pytest.mark.skip(reason='issue 29, open: compiling the SAE group\'s nine one-block steps and '
-                  'the solo run\'s took over 10 min on one CPU core, vmapped or unrolled; too '
-                  'slow for the suite until the compile is cut')
 def test_sae_group_with_a_block_schedule_equals_solo(tmp_path):
+  """Nine one-block steps (one compiled branch each) for the group and for the solo run:
+  about 80 s on one idle core with the suite's compile settings (over 10 min at XLA's default
+  -O3). Unrolled: vmapped, XLA:CPU runs the convolutions as grouped ones, whose rounding Adam
+  amplifies (a reconstruction loss 1e-3 apart after an epoch)."""
   c = config_file('sae_mnist', 'labels_100')
   c.sae.update(width=0.125, num_labels=32, schedule='wave')
   c = digits(c, image_size=16, train_examples=96)
