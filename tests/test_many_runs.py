@@ -3,13 +3,16 @@ the same run trained alone, for every method; sweeps; refusals; outputs and resu
 
 import json
 import os
+import types
 
 import numpy as np
+import optax
 import orbax.checkpoint as ocp
 import pytest
 
 from jaxlocal import config_lib, experiment, sweeps, workdir as workdir_lib
 from jaxlocal.config_lib import ConfigError
+from jaxlocal.methods import sae as sae_method
 from jaxlocal.recipes import config_file
 
 # float32: the group's step and the solo step compute the same operations, but XLA may fuse
@@ -117,6 +120,18 @@ def test_sae_group_with_a_block_schedule_equals_solo(tmp_path):
   c.sae.update(width=0.125, num_labels=32, schedule='wave')
   c = digits(c, image_size=16, train_examples=96)
   group_equals_solo(tmp_path, c, vectorize='unroll')
+
+
+def test_sae_vmapped_group_equals_solo_with_sgd(tmp_path, monkeypatch):
+  """As above, vmapped (``runs.vectorize=auto`` on a GPU), with SGD in place of the paper's Adam,
+  which would turn the grouped convolutions' other rounding into steps of the learning rate's
+  size: the vmapped step computes what the solo one does, to float32 rounding."""
+  sgd = lambda learning_rate: optax.sgd(0.05, momentum=0.9)
+  monkeypatch.setattr(sae_method, 'optax', types.SimpleNamespace(adam=sgd, sgd=optax.sgd))
+  c = config_file('sae_mnist', 'labels_100')
+  c.sae.update(width=0.125, num_labels=32, schedule='wave')
+  c = digits(c, image_size=16, train_examples=96)
+  group_equals_solo(tmp_path, c, vectorize='vmap')
 
 
 def test_ssl_encoder_and_probe_group_equals_solo(tmp_path):
