@@ -1,6 +1,7 @@
 """The command line as a user meets it: one plain line per error with the right exit status,
 a traceback only on request, and what an interrupted run saved."""
 
+import contextlib
 import json
 import os
 import signal
@@ -59,21 +60,27 @@ def test_missing_data_names_the_variant_beside_it(tmp_path):
   assert len(lines) == 1 and '--config.dataset=cifar10-small' in lines[0], lines
 
 
-def like_a_terminal():
-  """In the child before it starts: SIGINT at its default, as a shell's foreground job has it,
-  so Python turns Ctrl-C into KeyboardInterrupt. An ignored signal stays ignored across exec,
-  and in the full suite the pytest worker had SIGINT ignored by then (SIG_IGN, seen on
-  2026-12-06; set in-process by something an earlier test loaded): the run never saw Ctrl-C
-  and trained on."""
-  signal.signal(signal.SIGINT, signal.SIG_DFL)
+@contextlib.contextmanager
+def ctrl_c_reaches_children():
+  """SIGINT handled (not ignored) in this process while a child starts, as a shell's foreground
+  job has it, so the child's Python turns Ctrl-C into KeyboardInterrupt. An ignored signal stays
+  ignored across exec, and in the full suite the pytest worker had SIGINT ignored by then
+  (SIG_IGN, seen on 2026-12-06; set by something an earlier test loaded): the run never saw
+  Ctrl-C and trained on. (Not a ``preexec_fn``: forking a multithreaded JAX process to run
+  Python in the child can deadlock.)"""
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_interrupt_conflict_resume_and_corrupt_checkpoint(tmp_path):
   workdir = f'--workdir={tmp_path}'
-  process = subprocess.Popen(
-      [sys.executable, '-u', '-m', 'jaxlocal.main', *QUICK, '--config.num_epochs=100000',
-       workdir], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      preexec_fn=like_a_terminal)
+  with ctrl_c_reaches_children():
+    process = subprocess.Popen(
+        [sys.executable, '-u', '-m', 'jaxlocal.main', *QUICK, '--config.num_epochs=100000',
+         workdir], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   try:
     for line in process.stdout:  # Ctrl-C once an epoch has been saved
       if line.startswith('epoch 1:'):
