@@ -2,7 +2,7 @@
 
 For each R in ``--runs``, the config's learner is stacked R times (``jaxlocal.many_runs``: one
 jitted step for all runs, ``jax.vmap`` or an unrolled loop, ``--vectorize``; 'auto' as the
-library picks: unroll on CPU, vmap elsewhere), each run on its own random batch of the
+library picks: unroll for a convolutional network on CPU, else vmap), each run on its own random batch of the
 dataset's shape. A repeat times ``--steps`` steps after compilation and a warm-up step; the
 table reports medians: aggregate images/s, the ratio of the group's time to R solo runs' (R ×
 the R = 1 time; below 1 the group is cheaper), and XLA's compiled memory (arguments + temporary)
@@ -21,7 +21,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from common import device_name, learner_of, report
-from jaxlocal.many_runs import over_runs
+from jaxlocal.many_runs import over_runs, resolve_vectorize
 
 config_flags.DEFINE_config_file('config', 'configs/predsim_vgg8b.py', 'Config of the network.')
 flags.DEFINE_list('runs', ['1', '2', '4', '8'], 'Numbers of runs in one program (1 first).')
@@ -71,10 +71,9 @@ def main(argv):
   counts = [int(r) for r in FLAGS.runs]
   if counts[0] != 1:
     counts = [1] + counts
-  mode = FLAGS.vectorize
-  if mode == 'auto':
-    mode = 'unroll' if jax.default_backend() == 'cpu' else 'vmap'
   learner, info = learner_of(config)
+  mode = resolve_vectorize(FLAGS.vectorize, learner.init, jax.random.key(0),
+                           jnp.zeros((2, *info.image_shape)))
   rows, solo = [], None
   for count in counts:
     seconds, used = time_group(learner, info, config.batch_size, count, mode, FLAGS.steps,

@@ -96,6 +96,30 @@ def over_runs(fn: Callable, in_axes: tuple, count: int, mode: str) -> Callable:
   return unrolled
 
 
+def resolve_vectorize(mode: str, init: Callable, *example) -> str:
+  """``mode``, with 'auto' made 'unroll' where XLA:CPU would run the runs' convolutions (those
+  ``init(*example)`` traces: the network's forward) as grouped convolutions, slower than R
+  separate ones, and 'vmap' elsewhere: on other backends, and for conv-free networks on CPU
+  (an MNIST MLP's 4 runs cost 0.50x 4 solo runs vmapped, 1.21x unrolled; docs/results.md)."""
+  if mode != 'auto':
+    return mode
+  if jax.default_backend() != 'cpu':
+    return 'vmap'
+  jaxpr = jax.make_jaxpr(init)(*example).jaxpr
+  return 'unroll' if 'conv_general_dilated' in set(_primitive_names(jaxpr)) else 'vmap'
+
+
+def _primitive_names(jaxpr):
+  """The names of every primitive in ``jaxpr`` and the jaxprs inside its equations."""
+  for eqn in jaxpr.eqns:
+    yield eqn.primitive.name
+    for param in eqn.params.values():
+      for inner in param if isinstance(param, (tuple, list)) else (param,):
+        inner = getattr(inner, 'jaxpr', inner)   # a ClosedJaxpr's Jaxpr
+        if hasattr(inner, 'eqns'):
+          yield from _primitive_names(inner)
+
+
 def _traced(config_fields: tuple, learner_of: Callable):
   """``learner_of(values)`` whose failure to trace names the swept fields."""
   def build(values):
@@ -165,7 +189,6 @@ def _train_phase(phase: Phase, learner_of, values: dict, dataset: data_lib.Datas
   """Trains one phase of every run (resuming all from the last epoch all saved): returns the
   stacked states and each run's epoch records of this phase."""
   count, learner, batch_size = len(keys), phase.learner, phase.batch_size
-  mode = 'vmap' if count == 1 else mode
   check_positive(num_epochs=phase.num_epochs)
   steps = data_lib.steps_per_epoch(len(dataset.x_train), batch_size)
   split = [jax.random.split(k) for k in keys]
@@ -173,6 +196,11 @@ def _train_phase(phase: Phase, learner_of, values: dict, dataset: data_lib.Datas
   train_keys = [k[1] for k in split]
   x_train, y_train = jax.device_put((dataset.x_train, dataset.y_train))
   example = data_lib.preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)
+  if count > 1 and mode == 'auto':
+    mode = resolve_vectorize(mode, learner.init, split[0][0], example)
+    print(f'runs.vectorize=auto{" [" + phase.name + "]" if phase.name else ""}: {mode}',
+          flush=True)
+  mode = 'vmap' if count == 1 else mode
   init = jax.jit(over_runs(lambda k, v: learner_of(v).init(k, example), (0, 0), count, mode))
   state = init(init_keys, values)
 
@@ -361,7 +389,7 @@ def train_config_group(config, method, dataset: data_lib.Dataset, workdir: str,
     if values is None:
       return method.phases(base, dataset)
     return method.phases(sweeps.traced_config(base, values), dataset)
-  print(f'{len(runs)} runs in one program ({sweeps.vectorize(config)}): '
+  print(f'{len(runs)} runs in one program (runs.vectorize={sweeps.vectorize(config)}): '
         + ', '.join(r.folder(i) for i, r in enumerate(runs)), flush=True)
   records = train_group(phases_of, dataset, runs, run_dirs, vectorize=sweeps.vectorize(config),
                         eval_batch_size=config.eval_batch_size,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-import jax
 import ml_collections
 
 from jaxlocal.config_lib import ConfigError
@@ -169,9 +168,6 @@ def _assign(config, field: str, value) -> None:
 
 
 def vectorize(config) -> str:
-  """'vmap' or 'unroll': ``runs.vectorize``, where 'auto' unrolls on CPU (XLA:CPU runs vmapped
-  convolutions as grouped convolutions, slower than R separate ones) and vmaps elsewhere."""
-  mode = config.runs.vectorize
-  if mode == 'auto':
-    return 'unroll' if jax.default_backend() == 'cpu' else 'vmap'
-  return mode
+  """``runs.vectorize``: 'vmap', 'unroll' or 'auto' (chosen for each phase from its network by
+  :func:`jaxlocal.many_runs.resolve_vectorize`)."""
+  return config.runs.vectorize

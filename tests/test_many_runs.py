@@ -5,14 +5,17 @@ import json
 import os
 import types
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from jaxlocal import config_lib, experiment, sweeps, workdir as workdir_lib
+from jaxlocal import config_lib, experiment, many_runs, sweeps, workdir as workdir_lib
 from jaxlocal.config_lib import ConfigError
 from jaxlocal.methods import sae as sae_method
+from jaxlocal.models import convolution
 from jaxlocal.recipes import config_file
 
 # float32: the group's step and the solo step compute the same operations, but XLA may fuse
@@ -172,6 +175,19 @@ def test_group_writes_run_folders_and_summary_and_resumes(tmp_path, capsys):
   for folder in folders:   # epoch 1, killed, then epoch 2 = two epochs straight
     assert_same_run(str(tmp_path / 'straight' / folder), str(tmp_path / 'straight2' / folder))
   assert workdir_lib.has_trained_epochs(str(tmp_path / 'straight'))
+
+
+def test_auto_unrolls_only_what_convolves_on_cpu():
+  """runs.vectorize=auto: unroll a network with convolutions on XLA:CPU (vmapped, they become
+  slow grouped convolutions), vmap one without, and vmap everything on other backends."""
+  x, key = jnp.zeros((2, 8, 8, 3)), jax.random.key(0)
+  convolves = jax.jit(lambda k, x: convolution.conv(x, jnp.zeros((3, 3, 3, 4))))  # nested
+  dense = lambda k, x: x.reshape(2, -1) @ jnp.zeros((192, 4))
+  on_cpu = jax.default_backend() == 'cpu'
+  assert many_runs.resolve_vectorize('auto', convolves, key, x) == ('unroll' if on_cpu else 'vmap')
+  assert many_runs.resolve_vectorize('auto', dense, key, x) == 'vmap'
+  for mode in ('vmap', 'unroll'):
+    assert many_runs.resolve_vectorize(mode, convolves, key, x) == mode
 
 
 @pytest.mark.parametrize('runs, message', [
