@@ -196,11 +196,12 @@ def _train_phase(phase: Phase, learner_of, values: dict, dataset: data_lib.Datas
   train_keys = [k[1] for k in split]
   x_train, y_train = jax.device_put((dataset.x_train, dataset.y_train))
   example = data_lib.preprocess(None, dataset.x_train[:2], mean=dataset.mean, std=dataset.std)
-  if count > 1 and mode == 'auto':
+  if count == 1:
+    mode = 'vmap'
+  elif mode == 'auto':
     mode = resolve_vectorize(mode, learner.init, split[0][0], example)
     print(f'runs.vectorize=auto{" [" + phase.name + "]" if phase.name else ""}: {mode}',
           flush=True)
-  mode = 'vmap' if count == 1 else mode
   init = jax.jit(over_runs(lambda k, v: learner_of(v).init(k, example), (0, 0), count, mode))
   state = init(init_keys, values)
 
@@ -389,9 +390,9 @@ def train_config_group(config, method, dataset: data_lib.Dataset, workdir: str,
     if values is None:
       return method.phases(base, dataset)
     return method.phases(sweeps.traced_config(base, values), dataset)
-  print(f'{len(runs)} runs in one program (runs.vectorize={sweeps.vectorize(config)}): '
+  print(f'{len(runs)} runs in one program (runs.vectorize={config.runs.vectorize}): '
         + ', '.join(r.folder(i) for i, r in enumerate(runs)), flush=True)
-  records = train_group(phases_of, dataset, runs, run_dirs, vectorize=sweeps.vectorize(config),
+  records = train_group(phases_of, dataset, runs, run_dirs, vectorize=config.runs.vectorize,
                         eval_batch_size=config.eval_batch_size,
                         checkpoints_to_keep=config.checkpoints_to_keep,
                         progress_bar=config.progress_bar, title=title)

@@ -165,9 +165,3 @@ def _assign(config, field: str, value) -> None:
   for part in path:
     node = node[part]
   node[last] = value
-
-
-def vectorize(config) -> str:
-  """``runs.vectorize``: 'vmap', 'unroll' or 'auto' (chosen for each phase from its network by
-  :func:`jaxlocal.many_runs.resolve_vectorize`)."""
-  return config.runs.vectorize

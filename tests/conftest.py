@@ -13,7 +13,7 @@ subprocesses some tests start:
 - the deterministic switch (jaxlocal/determinism.py): bitwise-reproducible GPU kernels, which
   test_resume_is_exact needs; XLA:CPU ignores it.
 
-and two that only make the suite faster (on 2 CPU cores it went from over 28 min to about 10):
+and two that only make the suite faster (on 2 CPU cores it went from over 28 min to about 11):
 
 - one persistent XLA compilation cache shared by the workers and the subprocesses;
 - on XLA:CPU (no GPU plugin installed), LLVM at -O0: compiling is most of a tiny test's time.
