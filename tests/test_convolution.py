@@ -114,8 +114,9 @@ def test_matmul_kernel_gradient_holds_one_kernel_row_of_copies_at_a_time():
     ((5, 7, 6, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)))])
 def test_kernel_gradient_in_batch_chunks_equals_xla(monkeypatch, x_shape, k_shape, strides,
                                                     padding):
-  """One example per chunk (a chunk's row copies over 1 byte), and two per chunk with a
-  remainder: the same ∂L/∂W as XLA's."""
+  """One example per chunk (a chunk's row copies over 1 byte), and two per chunk where the
+  batch does not divide (the last chunk repeats rows of the one before, masked): the same ∂L/∂W
+  as XLA's."""
   x, kernel, key = _inputs(x_shape, k_shape)
   pads = lax.padtype_to_pads(x.shape[1:3], k_shape[:2], strides, padding) if isinstance(
       padding, str) else padding

@@ -48,7 +48,9 @@ def _conv_forward(x, kernel, strides, padding, dilation, precision):
 def _conv_backward(strides, padding, dilation, precision, residuals, dy):
   """The kernel gradient first, then the input gradient, ordered by :func:`ordering.after`: x
   (a residual) dies with the kernel gradient, before dx (its size) is made. XLA otherwise may
-  schedule dx first and hold x, dy and dx at once."""
+  schedule dx first and hold x, dy and dx at once. The order is carried by the kernel, not by
+  dy: ``dy + c`` fuses into dy's producer, whose inputs (e.g. the sim head's whole convolution
+  output) XLA then keeps alive to compute dy a second time; the kernel is small."""
   x, kernel = residuals
   if dilation == (1, 1):
     by_matmuls = functools.partial(kernel_grad_by_matmuls, strides=strides, padding=padding,
@@ -60,8 +62,9 @@ def _conv_backward(strides, padding, dilation, precision, residuals, dy):
       x, dy, kernel, cpu=by_matmuls,
       default=functools.partial(kernel_grad_by_xla, strides=strides, padding=padding,
                                 dilation=dilation, precision=precision))
+  kernel = ordering.after(kernel, d_kernel)
   (dx,) = jax.vjp(lambda x_: _xla_conv(x_, kernel, strides, padding, dilation, precision),
-                  x)[1](ordering.after(dy, d_kernel))
+                  x)[1](dy)
   return dx, d_kernel
 
 
@@ -89,7 +92,11 @@ def kernel_grad_by_matmuls(x, dy, kernel, *, strides, padding, precision=None):
   matmul per tap was up to 1.6× slower. The batch, too, runs in chunks one after another
   (``lax.scan``, float32 sums), each chunk's row copies at most ``_CHUNK_BYTES`` (32 MiB): whole,
   one row of a 3×3, 256-channel VGG8B conv at batch 128 held its input padded and three shifted
-  copies with their concatenation, 912 MiB at the peak of a predsim step. Within a chunk, a
+  copies with their concatenation, 912 MiB at the peak of a predsim step. Every chunk, the last
+  included, goes through the loop: the chunks are as even as the batch allows, and the last one
+  ends at the batch's end, its rows already summed masked out of dy (a last chunk sliced outside
+  the loop was a fusion XLA recomputed from dy's producers, keeping their inputs alive through
+  the loop). Within a chunk, a
   row's contraction over B·H'·W' that is far longer than its (kw·Cin, Cout) output is cut into
   up to 8 parts, summed at the end: XLA:CPU ran the single long one 2.5–3.3× slower on the
   14×14 and 16×16 32 → 64 layers of the MNIST encoder at B = 2000. Accumulates in float32 and
@@ -97,21 +104,22 @@ def kernel_grad_by_matmuls(x, dy, kernel, *, strides, padding, precision=None):
   """
   b, ho, wo, _ = dy.shape
   row_bytes = ho * wo * kernel.shape[1] * x.shape[3] * x.dtype.itemsize
-  size = max(1, min(b, _CHUNK_BYTES // row_bytes))
-  full, rest = divmod(b, size)
+  chunks = -(-b // max(1, min(b, _CHUNK_BYTES // row_bytes)))
+  size = -(-b // chunks)  # the last chunk repeats fewer than `chunks` rows of its predecessor
   grad = functools.partial(_kernel_grad_rows, kernel_shape=kernel.shape, strides=strides,
                            padding=padding, precision=precision)
-  if full == 1 and not rest:
+  if size == b:
     total = grad(x, dy)
   else:
     def chunk(total, c):
-      take = lambda a: lax.dynamic_slice_in_dim(a, c * size, size, axis=0)
-      return total + grad(take(x), take(dy)), None
+      start = jnp.minimum(c * size, b - size)
+      take = lambda a: lax.dynamic_slice_in_dim(a, start, size, axis=0)
+      fresh = start + jnp.arange(size) >= c * size  # rows no earlier chunk summed
+      dy_chunk = jnp.where(fresh[:, None, None, None], take(dy), jnp.zeros((), dy.dtype))
+      return total + grad(take(x), dy_chunk), None
 
     total = jnp.zeros((kernel.shape[0], kernel.shape[1] * x.shape[3], dy.shape[3]), jnp.float32)
-    total = lax.scan(chunk, total, jnp.arange(full))[0]
-    if rest:
-      total = total + grad(x[full * size:], dy[full * size:])
+    total = lax.scan(chunk, total, jnp.arange(chunks))[0]
   return total.reshape(kernel.shape).astype(kernel.dtype)
 
 
