@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxlocal import ordering
+from jaxlocal import chunks, ordering
 
 NHWC = ('NHWC', 'HWIO', 'NHWC')
 
@@ -92,34 +92,20 @@ def kernel_grad_by_matmuls(x, dy, kernel, *, strides, padding, precision=None):
   matmul per tap was up to 1.6× slower. The batch, too, runs in chunks one after another
   (``lax.scan``, float32 sums), each chunk's row copies at most ``_CHUNK_BYTES`` (32 MiB): whole,
   one row of a 3×3, 256-channel VGG8B conv at batch 128 held its input padded and three shifted
-  copies with their concatenation, 912 MiB at the peak of a predsim step. Every chunk, the last
-  included, goes through the loop: the chunks are as even as the batch allows, and the last one
-  ends at the batch's end, its rows already summed masked out of dy (a last chunk sliced outside
-  the loop was a fusion XLA recomputed from dy's producers, keeping their inputs alive through
-  the loop). Within a chunk, a
-  row's contraction over B·H'·W' that is far longer than its (kw·Cin, Cout) output is cut into
-  up to 8 parts, summed at the end: XLA:CPU ran the single long one 2.5–3.3× slower on the
-  14×14 and 16×16 32 → 64 layers of the MNIST encoder at B = 2000. Accumulates in float32 and
-  returns the kernel's dtype.
+  copies with their concatenation, 912 MiB at the peak of a predsim step
+  (:func:`jaxlocal.chunks.sum_over_batch_chunks`: every chunk inside the loop, the last one's
+  repeated rows masked out of dy). Within a chunk, a row's contraction over B·H'·W' that is far
+  longer than its (kw·Cin, Cout) output is cut into up to 8 parts, summed at the end: XLA:CPU ran
+  the single long one 2.5–3.3× slower on the 14×14 and 16×16 32 → 64 layers of the MNIST encoder
+  at B = 2000. Accumulates in float32 and returns the kernel's dtype.
   """
   b, ho, wo, _ = dy.shape
   row_bytes = ho * wo * kernel.shape[1] * x.shape[3] * x.dtype.itemsize
-  chunks = -(-b // max(1, min(b, _CHUNK_BYTES // row_bytes)))
-  size = -(-b // chunks)  # the last chunk repeats fewer than `chunks` rows of its predecessor
   grad = functools.partial(_kernel_grad_rows, kernel_shape=kernel.shape, strides=strides,
                            padding=padding, precision=precision)
-  if size == b:
-    total = grad(x, dy)
-  else:
-    def chunk(total, c):
-      start = jnp.minimum(c * size, b - size)
-      take = lambda a: lax.dynamic_slice_in_dim(a, start, size, axis=0)
-      fresh = start + jnp.arange(size) >= c * size  # rows no earlier chunk summed
-      dy_chunk = jnp.where(fresh[:, None, None, None], take(dy), jnp.zeros((), dy.dtype))
-      return total + grad(take(x), dy_chunk), None
-
-    total = jnp.zeros((kernel.shape[0], kernel.shape[1] * x.shape[3], dy.shape[3]), jnp.float32)
-    total = lax.scan(chunk, total, jnp.arange(chunks))[0]
+  total = chunks.sum_over_batch_chunks(
+      lambda x, dy, fresh: grad(x, chunks.keep_rows(dy, fresh)), (x, dy),
+      rows=_CHUNK_BYTES // row_bytes)
   return total.reshape(kernel.shape).astype(kernel.dtype)
 
 

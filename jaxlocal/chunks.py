@@ -1,0 +1,42 @@
+"""Sums over a batch in chunks, one chunk after another: the memory of a reduction's operands
+bounded by a chunk's, for XLA backends (XLA:CPU) that materialise those operands in full."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+
+def sum_over_batch_chunks(fn, arrays, rows: int):
+  """Σ over chunks c of ``fn(*chunks_c, fresh_c)``: the arrays' axis 0 cut into chunks of at most
+  ``rows`` rows, as even as the batch allows, summed in a ``lax.scan``.
+
+  Every chunk goes through the loop, so XLA computes no chunk outside it (a slice of a fusion it
+  would recompute from the fusion's inputs, keeping them alive through the loop): the last chunk
+  ends at the batch's end and repeats rows of the one before, which ``fresh_c`` (a (rows,) bool,
+  false on repeated rows) lets ``fn`` leave out (:func:`keep_rows`). With a single chunk,
+  ``fn(*arrays, None)``.
+  """
+  b = arrays[0].shape[0]
+  chunks = -(-b // max(1, min(b, rows)))
+  if chunks == 1:
+    return fn(*arrays, None)
+  size = -(-b // chunks)  # the last chunk repeats fewer than `chunks` rows of its predecessor
+
+  def chunk(total, c):
+    start = jnp.minimum(c * size, b - size)
+    fresh = start + jnp.arange(size) >= c * size  # rows no earlier chunk summed
+    parts = [lax.dynamic_slice_in_dim(a, start, size, axis=0) for a in arrays]
+    return jax.tree.map(jnp.add, total, fn(*parts, fresh)), None
+
+  shapes = jax.eval_shape(fn, *(a[:size] for a in arrays), jnp.ones((size,), bool))
+  total = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+  return lax.scan(chunk, total, jnp.arange(chunks))[0]
+
+
+def keep_rows(x: jax.Array, fresh) -> jax.Array:
+  """x with the rows (axis 0) where ``fresh`` is false set to 0; x itself for ``fresh=None``."""
+  if fresh is None:
+    return x
+  return jnp.where(fresh.reshape((-1,) + (1,) * (x.ndim - 1)), x, jnp.zeros((), x.dtype))
