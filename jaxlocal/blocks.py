@@ -292,30 +292,40 @@ def update_blocks_in_order(blocks: Sequence[Block],
 
   What is computed is the summed step's: block i+1 reads block i's output from before block i's
   update, with the same dropout keys, and block i's gradient is that of its own loss. Only the
-  schedule differs, made by two data dependencies (:func:`jaxlocal.ordering.after`): block i's
+  schedule differs, made by data dependencies (:func:`jaxlocal.ordering.after`): block i's
   backward pass starts from a seed computed after block i's output (e.g. pooled), so its larger
-  ``h`` need not outlive the backward; and block i+1's input is computed after every gradient of
-  block i, so block i's activations are dead before block i+1 runs. The step's peak temporary
-  memory is then that of its largest block (its forward, heads and backward) instead of every
-  block's activations at once: on XLA:CPU at batch 128, VGG11B pred 0.35x and VGG8B pred 0.48x
-  of global backprop's, against 0.90x and 0.89x for the summed step (docs/results.md).
+  ``h`` need not outlive the backward; and block i+1 runs after every gradient of block i, so
+  block i's activations are dead before it starts. Which of block i+1's operands carries that
+  order depends on the sizes: where block i's output is smaller than its ``h`` (it pools), its
+  parameters do, and the output, made in block i's forward pass, waits through the backward; else
+  its input does (``out + c``), which XLA computes after the backward from block i's last map
+  (alive until then anyway for the BatchNorm's gradient) rather than keep a copy of ``h``'s
+  size. The step's peak temporary memory is then that of its largest block (its forward, heads
+  and backward) instead of every block's activations at once (docs/results.md, "Block-ordered
+  local step").
   """
   x = batch['image']
   losses, metrics, params, stats, opt_state = [], {}, [], [], []
+  block_params, h_sizes = state.params[0], {}
   for i, (block, tx) in enumerate(zip(blocks, optimizers)):
     def block_loss(p, x, i=i, block=block):
       h, out, new_stats = apply_block(block, p['forward'], state.batch_stats[i], x, train=True,
                                       rng=jax.random.fold_in(rng, i))
+      h_sizes[i] = _size(h)  # static, read below
       loss, block_metrics = block_objective(block, p['aux'], h, batch)
       return loss, (block_metrics, new_stats, out)
 
     x = jax.lax.stop_gradient(x)
     loss, backward, (block_metrics, new_stats, out) = jax.vjp(
-        lambda p: block_loss(p, x), state.params[i], has_aux=True)
+        lambda p: block_loss(p, x), block_params, has_aux=True)
     # The backward starts from a seed computed after ``out`` (the next block's input).
     (grads,) = backward(after(jnp.ones_like(loss), out))
     new_params, new_opt_state = optimizer_step(tx, state.params[i], grads, state.opt_state[i])
-    x = after(out, grads) if i + 1 < len(blocks) else out
+    x, block_params = out, state.params[min(i + 1, len(blocks) - 1)]
+    if i + 1 < len(blocks) and _size(out) < h_sizes[i]:
+      block_params = after(block_params, grads)
+    elif i + 1 < len(blocks):
+      x = after(out, grads)
     losses.append(loss)
     metrics.update(block_metrics)
     params.append(new_params)
@@ -326,6 +336,11 @@ def update_blocks_in_order(blocks: Sequence[Block],
   state = state.replace(step=state.step + 1, params=tuple(params), batch_stats=tuple(stats),
                         opt_state=tuple(opt_state))
   return state, metrics, jax.lax.stop_gradient(x)
+
+
+def _size(tree) -> int:
+  """The number of elements of a pytree of arrays."""
+  return sum(leaf.size for leaf in jax.tree.leaves(tree))
 
 
 def optimizer_step(tx: optax.GradientTransformation, params, grads, opt_state):
