@@ -50,29 +50,45 @@ class Dense(nn.Module):
 
 
 class Conv(nn.Module):
-  """``nn.Conv2d`` on NHWC: (B, H, W, Cin) -> (B, H', W', features), symmetric padding."""
+  """``nn.Conv2d`` on NHWC: (B, H, W, Cin) -> (B, H', W', features), symmetric padding.
+
+  ``bias_apart=True`` returns ``(x ⊛ W, b)`` instead of ``x ⊛ W + b`` (same parameters, same
+  initial values), for a :class:`BatchNorm` that takes the bias as its ``shift``.
+  """
 
   features: int
   kernel_size: int = 3
   stride: int = 1
   padding: int = 1
   use_bias: bool = True
+  bias_apart: bool = False
 
   @nn.compact
   def __call__(self, x):
     fan_in = x.shape[-1] * self.kernel_size**2
     p = self.padding
-    return nn.Conv(
+    apart = self.use_bias and self.bias_apart
+    return (_ConvBiasApart if apart else nn.Conv)(
         self.features,
         (self.kernel_size, self.kernel_size),
         strides=self.stride,
         padding=((p, p), (p, p)),
-        use_bias=self.use_bias,
+        use_bias=self.use_bias and not apart,
         kernel_init=torch_kernel_init,
         bias_init=uniform_fan_in(fan_in),
         conv_general_dilated=conv_general_dilated,
         name='conv',
     )(x)
+
+
+class _ConvBiasApart(nn.Conv):
+  """``nn.Conv`` built without a bias, which then makes its bias as ``nn.Conv`` would (after the
+  kernel, so from the same random key) and returns it beside x ⊛ W: (y, b)."""
+
+  @nn.compact
+  def __call__(self, x):
+    y = super().__call__(x)
+    return y, self.param('bias', self.bias_init, (self.features,), self.param_dtype)
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
@@ -138,8 +154,16 @@ class BatchNorm(nn.Module):
   Flax's gradient is JAX's differentiation of its normalisation, which XLA:CPU compiles to keep
   the input, its centred copy and the normalised gradient's intermediates alive at once: a
   128 MiB tensor each for VGG8B's 32 × 32 × 256 block at batch 128, the peak of a local step.
-  The hand-written one keeps only the input and reads it with the output gradient in two fused
+  The hand-written one keeps only the input and reads it with the output gradient in two
   reductions and one elementwise pass.
+
+  ``shift`` (C,), optional: a bias the layer before left out (``Conv(bias_apart=True)``); this
+  normalises x + shift. In train mode the output does not depend on it (the batch mean moves
+  with it), so the statistics are taken of x and ``shift`` is added to the running mean only;
+  its gradient is the sum of x's, as JAX's for x + shift. The point is memory: x is then the
+  convolution's own output, which every reduction here reads in place, where x + b was a
+  float32 map XLA:CPU materialised for its reductions beside the convolution's output (VGG8B at
+  batch 128, float32: glob 1030 → 739 MiB, pred 510 → 382 MiB, docs/results.md).
   """
 
   use_running_average: bool = False
@@ -147,15 +171,17 @@ class BatchNorm(nn.Module):
   epsilon: float = 1e-5
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, shift=None):
     features = (x.shape[-1],)
     scale = self.param('scale', nn.initializers.ones, features, jnp.float32)
     bias = self.param('bias', nn.initializers.zeros, features, jnp.float32)
     ra_mean = self.variable('batch_stats', 'mean', lambda s: jnp.zeros(s, jnp.float32), features)
     ra_var = self.variable('batch_stats', 'var', lambda s: jnp.ones(s, jnp.float32), features)
     if self.use_running_average:
+      x = x if shift is None else x + shift.astype(x.dtype)
       return _normalize(x, ra_mean.value, ra_var.value, scale, bias, self.epsilon)
-    y, mean, var = _batch_norm_train(x, scale, bias, self.epsilon)
+    shift = jnp.zeros(features, jnp.float32) if shift is None else shift
+    y, mean, var = _batch_norm_train(x, shift, scale, bias, self.epsilon)
     if not self.is_initializing():
       ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
       ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
@@ -179,26 +205,32 @@ def _batch_stats(x):
   return mean, mean2 - jax.lax.square(mean)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _batch_norm_train(x, scale, bias, epsilon):
-  """``(y, mean, var)``: x normalised by its own batch statistics, as Flax computes it."""
-  mean, spread = _batch_stats(x)
-  var = jnp.maximum(0.0, spread)
-  return _normalize(x, mean, var, scale, bias, epsilon), mean, var
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _batch_norm_train(x, shift, scale, bias, epsilon):
+  """``(y, mean, var)``: x normalised by its own batch statistics, as Flax computes it; ``mean``
+  is x + shift's."""
+  return _batch_norm_forward(x, shift, scale, bias, epsilon)[0]
 
 
-def _batch_norm_forward(x, scale, bias, epsilon):
+def _batch_norm_forward(x, shift, scale, bias, epsilon):
   mean, spread = _batch_stats(x)
   var = jnp.maximum(0.0, spread)
-  return (_normalize(x, mean, var, scale, bias, epsilon), mean, var), (x, scale, bias, mean,
-                                                                       spread)
+  y = _normalize(x, mean, var, scale, bias, epsilon)
+  return (y, mean + shift, var), (x, shift, scale, bias, mean, spread)
 
 
 def _batch_norm_backward(epsilon, residuals, cotangents):
   """The gradient JAX derives for Flax's normalisation, written out: with inv = rsqrt(var + ε),
   dx = dy · inv · scale + (d mean + 2 x · d E[x²]) / N, the mean's and E[x²]'s cotangents
-  collecting the paths through (x − mean), inv and max(0, ·) (JAX's ½ at a tie included)."""
-  x, scale, bias, mean, spread = residuals
+  collecting the paths through (x − mean), inv and max(0, ·) (JAX's ½ at a tie included).
+
+  Σ dy · (x − mean) is taken as Σ dy · x − mean · Σ dy: a reduction of x itself, which XLA:CPU
+  reads where it lies, where x − mean was a float32 map of x's size it made (and, scheduled
+  early, held from the forward pass on) for its reduction. Its rounding error is that of
+  Flax's E[x²] − mean² for the variance: relative to the spread, it grows with |mean| / std; on
+  a constant channel (std 0, whose output the scale does not affect) the scale's gradient is
+  rounding instead of 0 (tests/test_block_memory.py bounds it)."""
+  x, shift, scale, bias, mean, spread = residuals
   dy, d_mean, d_var = cotangents
   f32 = jnp.promote_types(x.dtype, jnp.float32)
   axes = tuple(range(x.ndim - 1))
@@ -207,7 +239,7 @@ def _batch_norm_backward(epsilon, residuals, cotangents):
   inv = jax.lax.rsqrt(var + epsilon)
   x32, dy32 = x.astype(f32), dy.astype(f32)
   d_bias = dy32.sum(axes)
-  dy_centred = (dy32 * (x32 - mean)).sum(axes)
+  dy_centred = (dy32 * x32).sum(axes) - mean * d_bias
   d_scale = dy_centred * inv
   d_inv = dy_centred * scale
   d_var = d_var + d_inv * (-0.5 * inv / (var + epsilon))
@@ -215,7 +247,8 @@ def _batch_norm_backward(epsilon, residuals, cotangents):
   d_mean2 = d_spread
   d_mean = d_mean - inv * scale * d_bias - 2 * mean * d_spread
   dx = dy32 * (inv * scale) + (d_mean + 2 * x32 * d_mean2) / n
-  return dx.astype(x.dtype), d_scale.astype(scale.dtype), d_bias.astype(bias.dtype)
+  return (dx.astype(x.dtype), dx.sum(axes).astype(shift.dtype), d_scale.astype(scale.dtype),
+          d_bias.astype(bias.dtype))
 
 
 _batch_norm_train.defvjp(_batch_norm_forward, _batch_norm_backward)

@@ -40,9 +40,12 @@ class ConvBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = Conv(self.features, self.kernel_size, self.stride, self.padding)(x)
-    if self.use_batch_norm:
-      x = batch_norm(train)(x)
+    conv = Conv(self.features, self.kernel_size, self.stride, self.padding,
+                bias_apart=self.use_batch_norm)
+    if self.use_batch_norm:  # the conv's bias goes to BatchNorm (its doc says why)
+      x = batch_norm(train)(*conv(x))
+    else:
+      x = conv(x)
     h = nonlinearity(self.nonlin)(x)
     out = max_pool_2x2(h) if self.pool else h
     out = nn.Dropout(self.dropout, broadcast_dims=(1, 2), deterministic=not train)(out)
