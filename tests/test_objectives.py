@@ -18,6 +18,7 @@ from jaxlocal.models import heads
 from jaxlocal.models.mlp import OutputLayer
 from jaxlocal.objectives import (label_similarity, local_error, predsim_loss, sim_loss,
                                  similarity_matrix)
+from jaxlocal.objectives.local_error import spatial_std
 
 ATOL = 1e-5
 
@@ -165,6 +166,28 @@ def test_sim_loss_of_conv_map_uses_spatial_std():
   projected = _randn(4, (6, 3, 3, 5))
   got = float(sim_loss(jnp.asarray(projected), {'label': jnp.asarray(LABELS)}, 4 + 6))
   np.testing.assert_allclose(got, np_sim_loss(projected, LABELS, 10), atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_spatial_std_and_its_gradient_equal_jnp_std(dtype):
+  """spatial_std (its gradient written by hand, for memory) is jnp.std over H, W with
+  ddof=1, value and gradient, also on a constant channel (σ = 0: both gradients NaN there)."""
+  x = (3 * jax.random.normal(jax.random.key(0), (4, 5, 6, 7)) + 2).astype(dtype)
+  w = jax.random.normal(jax.random.key(1), (4, 7))
+  want = lambda x: jnp.std(x.astype(jnp.float32), axis=(1, 2), ddof=1).astype(x.dtype)
+  for f in (want, spatial_std):
+    assert f(x).dtype == dtype
+  loss = lambda f: jax.value_and_grad(lambda x: jnp.sum(f(x).astype(jnp.float32) ** 2 * w))(x)
+  (v_want, g_want), (v_got, g_got) = loss(want), loss(spatial_std)
+  tol = 1e-5 if dtype == jnp.float32 else 1e-2
+  np.testing.assert_allclose(np.float32(v_got), np.float32(v_want), rtol=tol)
+  g_want, g_got = np.asarray(g_want, np.float32), np.asarray(g_got, np.float32)
+  np.testing.assert_allclose(g_got, g_want, rtol=tol, atol=tol * np.abs(g_want).max())
+  constant = x.at[..., 0].set(1.5)
+  grads = [jax.grad(lambda x: jnp.sum(f(x).astype(jnp.float32)))(constant)[..., 0]
+           for f in (want, spatial_std)]
+  assert np.isnan(np.asarray(grads[0], np.float32)).all() == np.isnan(
+      np.asarray(grads[1], np.float32)).all()
 
 
 def test_sim_loss_with_mask_averages_over_pairs_of_real_examples_only():
