@@ -13,7 +13,7 @@ LAYERS = [
      'jaxlocal.metrics', 'jaxlocal.plots', 'jaxlocal.progress', 'jaxlocal.checkpoint',
      'jaxlocal.workdir', 'jaxlocal.data', 'jaxlocal.parallel.mesh', 'jaxlocal.parallel.stages',
      'jaxlocal.schedules', 'jaxlocal.objectives.base', 'jaxlocal.rules.feedback',
-     'jaxlocal.rules.hebbian', 'jaxlocal.ordering', 'jaxlocal.sweeps'},
+     'jaxlocal.rules.hebbian', 'jaxlocal.ordering', 'jaxlocal.chunks', 'jaxlocal.sweeps'},
     {'jaxlocal.models', 'jaxlocal.objectives'},
     {'jaxlocal.blocks'},
     {'jaxlocal.optim', 'jaxlocal.rules.dtp', 'jaxlocal.semi_supervised', 'jaxlocal.phases',
