@@ -321,11 +321,13 @@ def update_blocks_in_order(blocks: Sequence[Block],
     # The backward starts from a seed computed after ``out`` (the next block's input).
     (grads,) = backward(after(jnp.ones_like(loss), out))
     new_params, new_opt_state = optimizer_step(tx, state.params[i], grads, state.opt_state[i])
-    x, block_params = out, state.params[min(i + 1, len(blocks) - 1)]
-    if i + 1 < len(blocks) and _size(out) < h_sizes[i]:
-      block_params = after(block_params, grads)
-    elif i + 1 < len(blocks):
-      x = after(out, grads)
+    x = out
+    if i + 1 < len(blocks):
+      block_params = state.params[i + 1]
+      if _size(out) < h_sizes[i]:  # a pooled output, made already: order by the parameters
+        block_params = after(block_params, grads)
+      else:
+        x = after(out, grads)
     losses.append(loss)
     metrics.update(block_metrics)
     params.append(new_params)
