@@ -3,10 +3,10 @@
 For each R in ``--runs``, the config's learner is stacked R times (``jaxlocal.many_runs``: one
 jitted step for all runs, ``jax.vmap`` or an unrolled loop, ``--vectorize``; 'auto' as the
 library picks: unroll for a convolutional network on CPU, else vmap), each run on its own
-random batch of the dataset's shape. A repeat times ``--steps`` steps after compilation and a warm-up step; the
-table reports medians: aggregate images/s, the ratio of the group's time to R solo runs' (R ×
-the R = 1 time; below 1 the group is cheaper), and XLA's compiled memory (arguments + temporary)
-per run. Prints a Markdown table and writes JSON.
+random batch of the dataset's shape. A repeat times ``--steps`` steps after compilation and a
+warm-up step; the table reports medians: aggregate images/s, the ratio of the group's time to R
+solo runs' (R × the R = 1 time; below 1 the group is cheaper), and XLA's compiled memory
+(arguments + temporary) per run. Prints a Markdown table and writes JSON.
 
   python benchmarks/many_runs.py --config=configs/predsim_vgg8b.py --runs=1,2,4,8
   python benchmarks/many_runs.py --config=configs/mnist.py:mlp --runs=1,2,4
