@@ -67,6 +67,24 @@ def like(tree, reference):
   return jax.tree.map(lambda x, r: x.astype(r.dtype), tree, reference)
 
 
+def as_bits(x: jax.Array) -> jax.Array:
+  """A float narrower than float32 bitcast to the unsigned integer of its width (e.g. bfloat16
+  -> uint16); anything else unchanged. :func:`from_bits` undoes it.
+
+  For XLA:CPU, which computes bfloat16 operations in float32: an array it only stores or slices,
+  held as bits, stays at its own width. As a float, XLA:CPU may keep a float32 copy of it
+  instead (converted once and hoisted out of a loop, or the float32 result it was rounded from
+  kept for a later reader), twice its size. Costs nothing: a bitcast moves no data."""
+  if jnp.issubdtype(x.dtype, jnp.floating) and x.dtype.itemsize < 4:
+    return jax.lax.bitcast_convert_type(x, jnp.dtype(f'uint{8 * x.dtype.itemsize}'))
+  return x
+
+
+def from_bits(x: jax.Array, dtype) -> jax.Array:
+  """The ``dtype`` array whose :func:`as_bits` is x."""
+  return x if x.dtype == dtype else jax.lax.bitcast_convert_type(x, dtype)
+
+
 # The dtype the objective being traced computes its heads in (None: float32).
 _POLICY = contextvars.ContextVar('jaxlocal_compute_dtype', default=None)
 
