@@ -100,7 +100,8 @@ def kernel_grad_by_matmuls(x, dy, kernel, *, strides, padding, precision=None):
   at B = 2000. Accumulates in float32 and returns the kernel's dtype.
   """
   b, ho, wo, _ = dy.shape
-  row_bytes = ho * wo * kernel.shape[1] * x.shape[3] * x.dtype.itemsize
+  # float32's bytes whatever x's dtype: XLA:CPU makes the copies of a bfloat16 x in float32
+  row_bytes = ho * wo * kernel.shape[1] * x.shape[3] * max(4, x.dtype.itemsize)
   grad = functools.partial(_kernel_grad_rows, kernel_shape=kernel.shape, strides=strides,
                            padding=padding, precision=precision)
   total = chunks.sum_over_batch_chunks(
