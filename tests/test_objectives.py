@@ -273,6 +273,27 @@ def test_pool_for_pred_values_count_padding_in_average():
   np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
 
 
+def test_narrow_average_pool_in_batch_chunks_equals_the_pool_in_one_piece(monkeypatch):
+  """A bfloat16 pool summed a chunk of the batch at a time (6 examples, and a last chunk of 4)
+  gives the one-piece pool's values and gradient bitwise."""
+  h = jnp.asarray(_randn(9, (40, 12, 12, 8))).astype(jnp.bfloat16)
+  w = jnp.asarray(_randn(10, (40, 3, 3, 8)))
+  monkeypatch.setattr(heads, '_CHUNK_BYTES', 6 * 12 * 12 * 8 * 4)
+  window, padding = (4, 4), ((0, 0), (0, 0))
+  results = []
+  for pool in (heads.average_pool, heads._window_mean):
+    loss = lambda h: jnp.sum(pool(h, window, padding).astype(jnp.float32) * w)
+    results.append(jax.jit(jax.value_and_grad(loss))(h))
+  (want, want_grad), (got, got_grad) = results[1], results[0]
+  np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+  assert got_grad.dtype == jnp.bfloat16
+  np.testing.assert_array_equal(np.asarray(got_grad, np.float32),
+                                np.asarray(want_grad, np.float32))
+  pooled = heads.average_pool(h, window, padding)
+  np.testing.assert_array_equal(np.asarray(pooled, np.float32),
+                                np.asarray(heads._window_mean(h, window, padding), np.float32))
+
+
 def test_pool_for_pred_passes_2d_through():
   h = jnp.asarray(_randn(8, (3, 40)))
   np.testing.assert_array_equal(np.asarray(heads.pool_for_pred(h, 4)), np.asarray(h))
