@@ -295,14 +295,15 @@ def update_blocks_in_order(blocks: Sequence[Block],
   schedule differs, made by data dependencies (:func:`jaxlocal.ordering.after`): block i's
   backward pass starts from a seed computed after block i's output (e.g. pooled), so its larger
   ``h`` need not outlive the backward; and block i+1 runs after every gradient of block i, so
-  block i's activations are dead before it starts. Which of block i+1's operands carries that
-  order depends on the sizes: where block i's output is smaller than its ``h`` (it pools), its
-  parameters do, and the output, made in block i's forward pass, waits through the backward; else
-  its input does (``out + c``), which XLA computes after the backward from block i's last map
-  (alive until then anyway for the BatchNorm's gradient) rather than keep a copy of ``h``'s
-  size. The step's peak temporary memory is then that of its largest block (its forward, heads
-  and backward) instead of every block's activations at once (docs/results.md, "Block-ordered
-  local step").
+  block i's activations are dead before it starts. Block i+1's parameters carry that order (so
+  their casts to a narrower compute dtype, which XLA:CPU made at the step's start and held, are
+  made when the block starts), and so does its input (``out + c``) unless block i pools: XLA
+  computes an unpooled ``out + c`` after the backward from block i's last map (alive until then
+  anyway for the BatchNorm's gradient) rather than keep a copy of ``h``'s size, while a pooled
+  output, made in block i's forward pass and a quarter of ``h``, waits through the backward
+  (:func:`_after_if_converted` for the exception). The step's peak temporary memory is then that
+  of its largest block (its forward, heads and backward) instead of every block's activations at
+  once (docs/results.md, "Block-ordered local step").
   """
   x = batch['image']
   losses, metrics, params, stats, opt_state = [], {}, [], [], []
@@ -323,11 +324,8 @@ def update_blocks_in_order(blocks: Sequence[Block],
     new_params, new_opt_state = optimizer_step(tx, state.params[i], grads, state.opt_state[i])
     x = out
     if i + 1 < len(blocks):
-      block_params = state.params[i + 1]
-      if _size(out) < h_sizes[i]:  # a pooled output, made already: order by the parameters
-        block_params = after(block_params, grads)
-      else:
-        x = after(out, grads)
+      block_params = after(state.params[i + 1], grads)
+      x = after(out, grads) if _size(out) >= h_sizes[i] else _after_if_converted(out, grads)
     losses.append(loss)
     metrics.update(block_metrics)
     params.append(new_params)
@@ -338,6 +336,18 @@ def update_blocks_in_order(blocks: Sequence[Block],
   state = state.replace(step=state.step + 1, params=tuple(params), batch_stats=tuple(stats),
                         opt_state=tuple(opt_state))
   return state, metrics, jax.lax.stop_gradient(x)
+
+
+def _after_if_converted(out, grads):
+  """A pooled ``out``, computed after ``grads`` where XLA converts it anyway before the next
+  block's convolution: a float narrower than float32 on CPU, which computes it in float32. Tied,
+  that float32 copy (twice out's size) is made after block i's backward pass instead of held
+  through it (VGG8B bfloat16 pred at batch 128: 420 → 373 MiB). Otherwise ``out`` as it is:
+  ``out + c`` of a float32 ``out`` was recomputed from block i's larger map, which then lived
+  through the backward (pred 359 → 412 MiB)."""
+  if all(leaf.dtype.itemsize >= 4 for leaf in jax.tree.leaves(out)):
+    return out
+  return jax.lax.platform_dependent(out, grads, cpu=after, default=lambda out, grads: out)
 
 
 def _size(tree) -> int:
@@ -353,10 +363,14 @@ def optimizer_step(tx: optax.GradientTransformation, params, grads, opt_state):
   whose last read in the backward pass feeds another leaf's gradient (the sim head's kernel,
   read for the gradient of the block's output; a feedback-alignment weight) is then overwritten
   in place after that read. Otherwise XLA copies it at the step's start and holds the copy to
-  the end (VGG8B predsim at batch 128: five sim kernels, 31 MiB, in the peak)."""
+  the end (VGG8B predsim at batch 128: five sim kernels, 31 MiB, in the peak). And the new
+  optimiser state is made after the new parameters: for a leaf whose update is cheap (a fixed
+  feedback matrix, gradient 0), XLA fused the moments' update into the parameter's, which then
+  read the old moments after their in-place update, so XLA copied them too (bpf heads: 8 MiB)."""
   grads = after(grads, grads)
   updates, opt_state = tx.update(grads, opt_state, params)
-  return optax.apply_updates(params, updates), opt_state
+  params = optax.apply_updates(params, updates)
+  return params, after(opt_state, params)
 
 
 def apply_gradients(state: TrainState, grads: tuple,
