@@ -9,6 +9,11 @@
 # JSON, the log) are packed into OUT_DIR/results.tar.gz, and checkpoints stay behind. Stages, any subset, in the order given:
 #
 #   throughput     VGG8B predsim and glob steps at batch 128, float32 and bfloat16
+#   memory         issue 27 on the GPU: VGG8B's compiled temporary memory for the five losses at
+#                  batch 128, float32 and bfloat16 (a third of the time); the peak CUDA memory
+#                  of the reference's same steps (a sixth; needs torch, and the anchor copied
+#                  to DATA_DIR/local_loss_train.py); the largest glob and pred batches within
+#                  16 GiB, float32 (the rest)
 #   c10s_predsim   cifar10-small VGG8B predsim, batch 32, 60 epochs (issue 3, item 6)
 #   c10s_frozen    the same network with random frozen hidden blocks, output layer trained
 #   fmnist_vgg8b   Fashion-MNIST VGG8B predsim, the paper's 200 epochs (issue 3, item 5)
@@ -56,6 +61,16 @@ run_stage() {  # run_stage NAME SECONDS
           --config=configs/predsim_vgg8b.py --config.compute_dtype=$dtype --losses=predsim,glob \
           --repeats=20 --json="$work/step_throughput_$dtype.json"
       done ;;
+    memory)
+      for dtype in float32 bfloat16; do
+        timeout "$((seconds / 6))" "$python" benchmarks/local_vs_global.py --memory_only \
+          --model=vgg8b --compute_dtype=$dtype --max_seconds=$((seconds / 8)) \
+          --json="$work/memory_$dtype.json"
+      done
+      timeout "$((seconds / 6))" "$python" benchmarks/reference_memory.py --cuda \
+        --reference="$data_dir/local_loss_train.py" --json="$work/reference_memory_cuda.json"
+      timeout "$((seconds / 2))" "$python" benchmarks/max_batch.py --losses=glob,pred \
+        --budget_bytes=$((16 * 2**30)) --start=1024 --json="$work/max_batch_16GiB.json" ;;
     c10s_predsim)
       train "$name" "$seconds" configs/cifar10.py:vgg8b --config.loss=predsim \
         --config.dataset=cifar10-small --config.batch_size=32 --config.num_epochs=60 ;;
