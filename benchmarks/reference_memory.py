@@ -72,8 +72,10 @@ def main(argv):
     run_child(FLAGS.child)
     return
   from common import report
+  from reference_script import require_torch
   if not os.path.exists(FLAGS.reference):
-    raise FileNotFoundError(f'no reference script at {FLAGS.reference!r}; pass --reference=PATH')
+    raise SystemExit(f'no reference script at {FLAGS.reference!r}; pass --reference=PATH')
+  require_torch(FLAGS.cuda)
   rows = []
   for loss in FLAGS.losses:
     flags_now = [f'--{name}={getattr(FLAGS, name)}' for name in

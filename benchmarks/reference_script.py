@@ -46,6 +46,20 @@ class RandomBatches:
     self.times.append(time.perf_counter())
 
 
+def require_torch(cuda: bool = False) -> None:
+  """Exits with a message naming the fix where PyTorch (with CUDA, for ``cuda``) is missing: the
+  reference is PyTorch code."""
+  import importlib.util
+  if importlib.util.find_spec('torch') is None:
+    raise SystemExit('the reference train.py needs PyTorch, which is not installed: '
+                     'pip install torch==2.13.0+cpu (a CUDA build for --cuda)')
+  if cuda:
+    import torch
+    if not torch.cuda.is_available():
+      raise SystemExit('--cuda: this PyTorch sees no CUDA device; drop --cuda or install a '
+                       'CUDA build of torch')
+
+
 def random_batches(batch_size: int, shape: tuple[int, int, int], steps: int, cuda: bool,
                    seed: int = 0) -> RandomBatches:
   """:class:`RandomBatches` of ``batch_size`` random images and labels for the reference's

@@ -46,7 +46,7 @@ import jax  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from common import device_name, random_batch, report  # noqa: E402
-from reference_script import load_reference, random_batches  # noqa: E402
+from reference_script import load_reference, random_batches, require_torch  # noqa: E402
 from jaxlocal.data import dataset_info  # noqa: E402
 from jaxlocal.methods import local_error  # noqa: E402
 from jaxlocal.recipes import config_file  # noqa: E402
@@ -152,6 +152,8 @@ def main(argv):
   if not FLAGS.skip_reference and not os.path.exists(path):
     raise SystemExit(f'reference not found at {path}; pass --reference=<path> or '
                      '--skip_reference')
+  if not FLAGS.skip_reference:
+    require_torch()
   info = dataset_info(FLAGS.dataset)
   rows = []
   for loss in FLAGS.losses:

@@ -123,3 +123,20 @@ def test_reference_memory_runs_the_reference_through_the_shared_loader(tmp_path)
   _, (row,) = run_against_reference(tmp_path, 'reference_memory', '--losses=pred+bpf',
                                     '--batch_size=4', '--steps=1')
   assert row['loss'] == 'pred+bpf' and row['peak_rss_delta_MiB'] > 0
+
+
+def test_reference_benchmarks_name_what_is_missing_without_a_traceback(tmp_path):
+  """No reference script, or (where PyTorch is absent) no PyTorch: one line naming the fix."""
+  import importlib.util
+  env = {**os.environ, 'PYTHONPATH': str(REPO)}
+  run = lambda name, *flags: subprocess.run(
+      [sys.executable, f'benchmarks/{name}.py', *flags, f'--json={tmp_path / "out.json"}'],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+  missing = run('reference_memory', f'--reference={tmp_path / "nowhere.py"}')
+  assert missing.returncode != 0 and 'pass --reference=PATH' in missing.stderr
+  assert 'Traceback' not in missing.stderr
+  if importlib.util.find_spec('torch') is None and REFERENCE.exists():
+    for name in ('reference_memory', 'versus_reference'):
+      result = run(name, f'--reference={REFERENCE}')
+      assert result.returncode != 0 and 'pip install torch' in result.stderr, name
+      assert 'Traceback' not in result.stderr, name
