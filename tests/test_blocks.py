@@ -361,6 +361,30 @@ def test_optimizer_step_overwrites_a_parameter_after_its_last_read():
   assert ' copy(' not in compiled.as_text()
 
 
+def test_optimizer_step_takes_a_state_holding_a_key():
+  """The ties of optimizer_step (jaxlocal.ordering.after) pass keys and booleans through: an
+  optimiser state may hold a PRNG key; numbers keep their bits (-0.0 included)."""
+  from jaxlocal.blocks import optimizer_step
+  from jaxlocal.ordering import after
+
+  def init(params):
+    return {'key': jax.random.key(0), 'seen': jnp.zeros((), bool)}
+
+  def update(grads, state, params=None):
+    noise = jax.random.normal(state['key'], grads['w'].shape)
+    return {'w': -0.1 * grads['w'] + 0.0 * noise}, {'key': jax.random.split(state['key'])[0],
+                                                    'seen': jnp.ones((), bool)}
+
+  tx = optax.GradientTransformation(init, update)
+  params = {'w': jnp.arange(3.0)}
+  new, state = jax.jit(lambda p, s: optimizer_step(tx, p, {'w': jnp.ones(3)}, s))(
+      params, tx.init(params))
+  np.testing.assert_allclose(new['w'], jnp.arange(3.0) - 0.1)
+  assert bool(state['seen']) and jax.dtypes.issubdtype(state['key'].dtype, jax.dtypes.prng_key)
+  tied = after({'x': jnp.array([-0.0, 1.5]), 'n': jnp.int32(7)}, {'k': jax.random.key(1)})
+  assert np.signbit(tied['x'][0]) and tied['x'][1] == 1.5 and tied['n'] == 7
+
+
 def test_train_step_updates_batch_norm_statistics():
   blocks = make_blocks(**MLP)
   learner = make_learner(blocks, optax.adam(1e-3))
