@@ -71,10 +71,11 @@ def as_bits(x: jax.Array) -> jax.Array:
   """A float narrower than float32 bitcast to the unsigned integer of its width (e.g. bfloat16
   -> uint16); anything else unchanged. :func:`from_bits` undoes it.
 
-  For XLA:CPU, which computes bfloat16 operations in float32: an array it only stores or slices,
-  held as bits, stays at its own width. As a float, XLA:CPU may keep a float32 copy of it
-  instead (converted once and hoisted out of a loop, or the float32 result it was rounded from
-  kept for a later reader), twice its size. Costs nothing: a bitcast moves no data."""
+  For XLA:CPU, which computes bfloat16 operations in float32: an array a loop only slices, held
+  as bits, stays at its own width; as a float, XLA:CPU converted all of it to float32 before the
+  loop (the conversion of a loop invariant, hoisted), twice its size, alive through the loop
+  (:mod:`jaxlocal.chunks`). The bitcast moves no data, though XLA:CPU may write a fused
+  producer's output out once more at its own width to make it."""
   if jnp.issubdtype(x.dtype, jnp.floating) and x.dtype.itemsize < 4:
     return jax.lax.bitcast_convert_type(x, jnp.dtype(f'uint{8 * x.dtype.itemsize}'))
   return x
