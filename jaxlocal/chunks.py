@@ -32,13 +32,10 @@ def sum_over_batch_chunks(fn, arrays, rows: int):
   chunks, size = _chunking(b, rows)
   if chunks == 1:
     return fn(*arrays, None)
-  shapes = jax.eval_shape(fn, *(a[:size] for a in arrays), jnp.ones((size,), bool))
-  # The zeros the sum starts from, made once the first operand exists: XLA:CPU otherwise makes
-  # every loop's zeros at the start of the step and holds them (22 MiB of later blocks' kernel
-  # gradients at the peak of a VGG8B pred step). Tied to the first operand, not the last: a
-  # last operand (an output gradient) is often a fusion, whose inputs the tie would keep alive.
-  total = after(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
-                arrays[0][(0,) * arrays[0].ndim])
+  # Tied to the first operand, not the last: a last operand (an output gradient) is often a
+  # fusion, whose inputs the tie would keep alive.
+  total = zeros_after(jax.eval_shape(fn, *(a[:size] for a in arrays), jnp.ones((size,), bool)),
+                      arrays[0])
   read = _chunk_reader(arrays, b, size)
 
   def chunk(total, c):
@@ -60,7 +57,7 @@ def map_over_batch_chunks(fn, x: jax.Array, rows: int) -> jax.Array:
   if chunks == 1:
     return fn(x)
   shape = jax.eval_shape(fn, x[:size])
-  out = after(jnp.zeros((b, *shape.shape[1:]), shape.dtype), x[(0,) * x.ndim])
+  out = zeros_after(jax.ShapeDtypeStruct((b, *shape.shape[1:]), shape.dtype), x)
   read = _chunk_reader([x], b, size)
 
   def chunk(out, c):
@@ -68,6 +65,15 @@ def map_over_batch_chunks(fn, x: jax.Array, rows: int) -> jax.Array:
     return lax.dynamic_update_slice_in_dim(out, fn(part), start, axis=0), None
 
   return lax.scan(chunk, out, jnp.arange(chunks))[0]
+
+
+def zeros_after(shapes, x: jax.Array):
+  """Zeros of ``shapes`` (a pytree of shape-dtype structs), made once x exists: a loop's
+  accumulator or output buffer. Untied, XLA:CPU makes every loop's zeros at the start of the
+  step and holds them to its end (22 MiB of later blocks' kernel gradients at the peak of a
+  VGG8B pred step). The tie is to x's first element, which must be data: a padded array's corner
+  is the pad value, a constant XLA folds, and the tie with it."""
+  return after(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), x[(0,) * x.ndim])
 
 
 def _chunking(b: int, rows: int) -> tuple[int, int]:

@@ -114,11 +114,10 @@ def _kernel_grad_rows(x, dy, *, kernel_shape, strides, padding, precision):
   """:func:`kernel_grad_by_matmuls` of one chunk of the batch, (kh, kw·Cin, Cout) float32."""
   kh, kw = kernel_shape[:2]
   (sh, sw), (ph, pw) = strides, padding
-  # The rows' buffer, made once x exists (tied to an element of x itself, not of its padding,
-  # a constant): lax.map's is a constant XLA:CPU makes at the step's start and holds to its end
-  # (9 MiB for a 3×3, 512-channel kernel, in the peak of a VGG8B pred step).
-  rows = ordering.after(jnp.zeros((kh, kw * x.shape[3], dy.shape[3]), jnp.float32),
-                        x[(0,) * x.ndim])
+  # The rows' buffer, made from x before its padding: lax.map's is a constant XLA:CPU makes at
+  # the step's start and holds to its end (9 MiB for a 3×3, 512-channel kernel).
+  rows = chunks.zeros_after(
+      jax.ShapeDtypeStruct((kh, kw * x.shape[3], dy.shape[3]), jnp.float32), x)
   x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (*ph, 0), (*pw, 0), (0, 0, 0)))
   b, ho, wo, _ = dy.shape
   band_height = sh * (ho - 1) + 1
