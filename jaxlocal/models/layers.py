@@ -226,10 +226,12 @@ def _batch_norm_backward(epsilon, residuals, cotangents):
 
   Σ dy · (x − mean) is taken as Σ dy · x − mean · Σ dy: a reduction of x itself, which XLA:CPU
   reads where it lies, where x − mean was a float32 map of x's size it made (and, scheduled
-  early, held from the forward pass on) for its reduction. Its rounding error is that of
-  Flax's E[x²] − mean² for the variance: relative to the spread, it grows with |mean| / std; on
-  a constant channel (std 0, whose output the scale does not affect) the scale's gradient is
-  rounding instead of 0 (tests/test_block_memory.py bounds it)."""
+  early, held from the forward pass on) for its reduction. Σ dy and Σ dy · x are one pass
+  (:func:`_sums`), into which XLA fuses dy's producer (the ReLU's mask of the gradient above).
+  Its rounding error is that of Flax's E[x²] − mean² for the variance: relative to the spread,
+  it grows with |mean| / std; on a constant channel (std 0, whose output the scale does not
+  affect) the scale's gradient is rounding instead of 0 (tests/test_block_memory.py bounds
+  it)."""
   x, shift, scale, bias, mean, spread = residuals
   dy, d_mean, d_var = cotangents
   f32 = jnp.promote_types(x.dtype, jnp.float32)
@@ -238,8 +240,8 @@ def _batch_norm_backward(epsilon, residuals, cotangents):
   var, gate_var = jax.vjp(lambda v: jnp.maximum(0.0, v), spread)
   inv = jax.lax.rsqrt(var + epsilon)
   x32, dy32 = x.astype(f32), dy.astype(f32)
-  d_bias = dy32.sum(axes)
-  dy_centred = (dy32 * x32).sum(axes) - mean * d_bias
+  d_bias, dy_x = _sums((dy32, dy32 * x32), axes)
+  dy_centred = dy_x - mean * d_bias
   d_scale = dy_centred * inv
   d_inv = dy_centred * scale
   d_var = d_var + d_inv * (-0.5 * inv / (var + epsilon))
@@ -252,6 +254,27 @@ def _batch_norm_backward(epsilon, residuals, cotangents):
 
 
 _batch_norm_train.defvjp(_batch_norm_forward, _batch_norm_backward)
+
+
+def _sums(arrays: tuple[jax.Array, ...], axes: tuple[int, ...]) -> tuple[jax.Array, ...]:
+  """``tuple(a.sum(axes) for a in arrays)`` for float32 arrays of one shape, ``axes`` every axis
+  but the last: over the middle axes (a map's pixels) in one reduction of all the arrays at
+  once, then over the batch.
+
+  The point is memory: XLA:CPU hands a reduction of one array to YNNPACK, whose fusion takes
+  no elementwise producer with other consumers, so the array is stored first (VGG8B's 32 × 32
+  × 256 output gradient after the ReLU: 128 MiB at batch 128, at the peak of a pred step); a
+  reduction of several arrays at once stays in XLA's own loop, which computes them from their
+  producers' inputs. Over the pixels, that loop has B × C sums to share among threads and runs
+  faster than the two library sums (34 vs 61 ms for that map on 2 cores); over all but the
+  channels, its C sums ran 3× slower than them. (B, N) arrays have no pixels: two plain sums.
+  """
+  pixels = axes[1:]
+  if pixels:
+    zeros = tuple(jnp.zeros((), a.dtype) for a in arrays)
+    arrays = jax.lax.reduce(arrays, zeros, lambda a, b: tuple(p + q for p, q in zip(a, b)),
+                            pixels)
+  return tuple(a.sum(0) for a in arrays)
 
 
 NONLINEARITIES = {
