@@ -1,7 +1,7 @@
 """Work over a batch in chunks, one chunk after another: the memory of a computation's operands
 and intermediates bounded by a chunk's, for XLA backends (XLA:CPU) that materialise them in full.
 
-Both loops cut axis 0 the same way (:func:`_chunking`) and run every chunk inside the loop, so
+The loop cuts axis 0 into even chunks (:func:`_chunking`) and runs every chunk inside it, so
 XLA computes no chunk outside it (a slice of a fusion it would recompute from the fusion's
 inputs, keeping them alive through the loop): the last chunk ends at the batch's end and repeats
 rows of the one before. Narrow floats enter the loop as bits
@@ -44,27 +44,6 @@ def sum_over_batch_chunks(fn, arrays, rows: int):
     return jax.tree.map(jnp.add, total, fn(*parts, fresh)), None
 
   return lax.scan(chunk, total, jnp.arange(chunks))[0]
-
-
-def map_over_batch_chunks(fn, x: jax.Array, rows: int) -> jax.Array:
-  """``fn(x)`` for an ``fn`` that treats the rows (axis 0) of x independently and returns one
-  array, computed on chunks of at most ``rows`` rows one after another (``lax.scan``), each
-  chunk's result written into the output: the memory of fn's intermediates (e.g. a float32 copy
-  of a bfloat16 x) bounded by a chunk's. The last chunk's repeated rows are written twice, with
-  the same values."""
-  b = x.shape[0]
-  chunks, size = _chunking(b, rows)
-  if chunks == 1:
-    return fn(x)
-  shape = jax.eval_shape(fn, x[:size])
-  out = zeros_after(jax.ShapeDtypeStruct((b, *shape.shape[1:]), shape.dtype), x)
-  read = _chunk_reader([x], b, size)
-
-  def chunk(out, c):
-    start, (part,) = read(c)
-    return lax.dynamic_update_slice_in_dim(out, fn(part), start, axis=0), None
-
-  return lax.scan(chunk, out, jnp.arange(chunks))[0]
 
 
 def zeros_after(shapes, x: jax.Array):

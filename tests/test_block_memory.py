@@ -91,14 +91,16 @@ def temp_bytes(loss: str, in_order: bool, image_shape=(8, 8, 3), batch_size=16) 
 
 def test_in_order_step_holds_a_fraction_of_global_backprops_temporary_memory():
   """Each block's activations die before the next block runs: on four equal blocks, pred holds
-  about one block's (0.53x glob, 0.53x the summed local step, which schedules every forward
-  first, on XLA:CPU, jax 0.10.2, 2026-12-06, night), predsim one block's and its sim head's
-  (0.84x glob, 0.50x summed). Until 2026-12-06 glob's step held 1.29x what it holds now (BatchNorm took the
-  conv's bias), and these ratios were 0.40x and 0.71x for the same local steps' memory."""
+  about one block's (0.51x glob, 0.55x the summed local step, which schedules every forward
+  first, on XLA:CPU, jax 0.10.2, 2026-12-07), predsim one block's and its sim head's (0.79x
+  glob, 0.48x summed). Until 2026-12-06 glob's step held 1.29x what it holds now (BatchNorm
+  took the conv's bias), and these ratios were 0.40x and 0.71x for the same local steps'
+  memory; on 2026-12-06, 0.53x and 0.84x (the pred pool and BatchNorm's gradient sums stored
+  their operands)."""
   glob = temp_bytes('glob', in_order=False)
   local = {loss: temp_bytes(loss, in_order=True) for loss in ('pred', 'predsim')}
   ratios = {loss: local[loss] / glob for loss in local}
-  assert ratios['pred'] <= 0.56 and ratios['predsim'] <= 0.88, ratios
+  assert ratios['pred'] <= 0.54 and ratios['predsim'] <= 0.83, ratios
   summed = {loss: local[loss] / temp_bytes(loss, in_order=False) for loss in local}
   assert summed['pred'] <= 0.6 and summed['predsim'] <= 0.6, summed
 

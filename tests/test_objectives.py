@@ -273,25 +273,35 @@ def test_pool_for_pred_values_count_padding_in_average():
   np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
 
 
-def test_narrow_average_pool_in_batch_chunks_equals_the_pool_in_one_piece(monkeypatch):
-  """A bfloat16 pool summed a chunk of the batch at a time (6 examples, and a last chunk of 4)
-  gives the one-piece pool's values and gradient bitwise."""
-  h = jnp.asarray(_randn(9, (40, 12, 12, 8))).astype(jnp.bfloat16)
-  w = jnp.asarray(_randn(10, (40, 3, 3, 8)))
-  monkeypatch.setattr(heads, '_CHUNK_BYTES', 6 * 12 * 12 * 8 * 4)
-  window, padding = (4, 4), ((0, 0), (0, 0))
-  results = []
-  for pool in (heads.average_pool, heads._window_mean):
-    loss = lambda h: jnp.sum(pool(h, window, padding).astype(jnp.float32) * w)
-    results.append(jax.jit(jax.value_and_grad(loss))(h))
-  (want, want_grad), (got, got_grad) = results[1], results[0]
-  np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
-  assert got_grad.dtype == jnp.bfloat16
-  np.testing.assert_array_equal(np.asarray(got_grad, np.float32),
-                                np.asarray(want_grad, np.float32))
-  pooled = heads.average_pool(h, window, padding)
-  np.testing.assert_array_equal(np.asarray(pooled, np.float32),
-                                np.asarray(heads._window_mean(h, window, padding), np.float32))
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize('window, padding', [
+    ((4, 4), (0, 0)),
+    ((8, 4), (4, 2)),   # the padded (7, 7) map of test_pred_loss_conv_map_with_non_square_...
+    ((2, 1), (0, 0)),   # pairs along the rows only
+])
+def test_average_pool_pairs_first_is_the_same_mean_with_the_same_gradient(dtype, window,
+                                                                          padding):
+  """Pixels added in pairs first (the default, so that h need not be stored) or the window in
+  one piece: the same average (PyTorch's, padding counted), summed in another order, and the
+  same gradient bitwise (both the one-piece mean's broadcast), in h's dtype."""
+  h = jnp.asarray(_randn(9, (5, 7, 7, 8))).astype(dtype)
+  (ph, pw) = padding
+  pad = ((ph, ph), (pw, pw))
+  results = {}
+  for pairs_first in (True, False):
+    pooled = heads.average_pool(h, window, pad, pairs_first=pairs_first)
+    w = jnp.asarray(_randn(10, pooled.shape))
+    loss = lambda h: jnp.sum(heads.average_pool(h, window, pad, pairs_first=pairs_first)
+                             .astype(jnp.float32) * w)
+    results[pairs_first] = pooled, jax.jit(jax.grad(loss))(h)
+  (pairs, pairs_grad), (whole, whole_grad) = results[True], results[False]
+  assert pairs.dtype == whole.dtype == pairs_grad.dtype == dtype
+  want = np_avg_pool(np.asarray(h, np.float32), window, padding)
+  tol = 1e-6 if dtype == jnp.float32 else 1e-2
+  for got in (pairs, whole):
+    np.testing.assert_allclose(np.asarray(got, np.float32), want, rtol=tol, atol=tol)
+  np.testing.assert_array_equal(np.asarray(pairs_grad, np.float32),
+                                np.asarray(whole_grad, np.float32))
 
 
 def test_pool_for_pred_passes_2d_through():

@@ -144,8 +144,9 @@ class LocalErrorHeads(nn.Module):
   def __call__(self, h):
     wants_pred = self.loss in ('pred', 'predsim')
     wants_sim = self.loss in ('sim', 'predsim')
-    if not self.bpf:
-      logits = PredHead(self.num_classes, self.max_features, name='pred')(h) if wants_pred else None
+    if not self.bpf:  # the sim projection's convolution reads h: stored, pooled in one piece
+      logits = PredHead(self.num_classes, self.max_features, pairs_first=not wants_sim,
+                        name='pred')(h) if wants_pred else None
       return logits, SimProjection(name='sim')(h) if wants_sim else None
     pooled = pool_for_pred(h, self.max_features)
     logits = FADense(self.target_size, zero_init=True, name='pred')(
