@@ -1,7 +1,7 @@
 """Work over a batch in chunks, one chunk after another: the memory of a computation's operands
 and intermediates bounded by a chunk's, for XLA backends (XLA:CPU) that materialise them in full.
 
-The loop cuts axis 0 into even chunks (:func:`_chunking`) and runs every chunk inside it, so
+The loop cuts axis 0 into chunks as even as the batch allows and runs every chunk inside it, so
 XLA computes no chunk outside it (a slice of a fusion it would recompute from the fusion's
 inputs, keeping them alive through the loop): the last chunk ends at the batch's end and repeats
 rows of the one before. Narrow floats enter the loop as bits
@@ -29,17 +29,20 @@ def sum_over_batch_chunks(fn, arrays, rows: int):
   them out of the sum (:func:`keep_rows`). With a single chunk, ``fn(*arrays, None)``.
   """
   b = arrays[0].shape[0]
-  chunks, size = _chunking(b, rows)
+  chunks = -(-b // max(1, min(b, rows)))
   if chunks == 1:
     return fn(*arrays, None)
+  size = -(-b // chunks)  # the last chunk repeats fewer than `chunks` rows of its predecessor
   # Tied to the first operand, not the last: a last operand (an output gradient) is often a
   # fusion, whose inputs the tie would keep alive.
   total = zeros_after(jax.eval_shape(fn, *(a[:size] for a in arrays), jnp.ones((size,), bool)),
                       arrays[0])
-  read = _chunk_reader(arrays, b, size)
+  bits = [as_bits(a) for a in arrays]
 
   def chunk(total, c):
-    start, parts = read(c)
+    start = jnp.minimum(c * size, b - size)
+    parts = [from_bits(lax.dynamic_slice_in_dim(bit, start, size, axis=0), a.dtype)
+             for bit, a in zip(bits, arrays)]
     fresh = start + jnp.arange(size) >= c * size  # rows no earlier chunk summed
     return jax.tree.map(jnp.add, total, fn(*parts, fresh)), None
 
@@ -53,26 +56,6 @@ def zeros_after(shapes, x: jax.Array):
   VGG8B pred step). The tie is to x's first element, which must be data: a padded array's corner
   is the pad value, a constant XLA folds, and the tie with it."""
   return after(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), x[(0,) * x.ndim])
-
-
-def _chunking(b: int, rows: int) -> tuple[int, int]:
-  """``(chunks, size)``: b rows in as few chunks of at most ``rows`` rows as possible, as even
-  as b allows; the last chunk repeats fewer than ``chunks`` rows of its predecessor."""
-  chunks = -(-b // max(1, min(b, rows)))
-  return chunks, -(-b // chunks)
-
-
-def _chunk_reader(arrays, b: int, size: int):
-  """``read(c) -> (start, [chunk c of each array])``, the arrays held as bits until read."""
-  dtypes = [a.dtype for a in arrays]
-  bits = [as_bits(a) for a in arrays]
-
-  def read(c):
-    start = jnp.minimum(c * size, b - size)
-    return start, [from_bits(lax.dynamic_slice_in_dim(a, start, size, axis=0), dtype)
-                   for a, dtype in zip(bits, dtypes)]
-
-  return read
 
 
 def keep_rows(x: jax.Array, fresh) -> jax.Array:
